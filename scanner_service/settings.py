@@ -1,0 +1,131 @@
+"""Settings, all from the environment (django-environ).
+
+With nothing configured Vigil runs on embedded defaults: SQLite next to the
+code and Celery tasks run in-process, so the quick start needs no services.
+Production sets DATABASE_URL, CELERY_BROKER_URL, SECRET_KEY and
+VIGIL_CREDENTIALS_KEY (see the README).
+"""
+
+import tempfile
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env()
+
+SECRET_KEY = env.str("SECRET_KEY", default="vigil-insecure-development-key-change-me")
+DEBUG = env.bool("DEBUG", default=False)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "django_celery_beat",
+    "scans",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "scanner_service.urls"
+WSGI_APPLICATION = "scanner_service.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'vigil.sqlite3'}")}
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.BasicAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 100,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Vigil API",
+    "DESCRIPTION": "Container image inventories, scans and registry webhooks.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# Celery: without a broker, tasks run in-process (embedded defaults).
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {"scans.analyze_image": {"queue": "scans"}}
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # scans are long; don't hoard them
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("VIGIL_SCAN_SOFT_TIME_LIMIT", default=1800)
+CELERY_TASK_TIME_LIMIT = env.int("VIGIL_SCAN_TIME_LIMIT", default=1900)
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+
+# Vigil
+# Fernet key (urlsafe base64, 32 bytes) that encrypts registry credentials at
+# rest. Unset, a key is derived from SECRET_KEY, which suits development only.
+VIGIL_CREDENTIALS_KEY = env.str("VIGIL_CREDENTIALS_KEY", default="")
+VIGIL_WORK_DIR = env.path("VIGIL_WORK_DIR", default=Path(tempfile.gettempdir()) / "vigil-work")
+VIGIL_SCAN_MAX_RETRIES = env.int("VIGIL_SCAN_MAX_RETRIES", default=5)
+VIGIL_SCAN_RETRY_BACKOFF = env.int("VIGIL_SCAN_RETRY_BACKOFF", default=10)  # seconds, doubled per retry
+VIGIL_PLATFORM = env.str("VIGIL_PLATFORM", default="linux/amd64")
+VIGIL_LIMITS = {
+    "max_layer_bytes": env.int("VIGIL_MAX_LAYER_BYTES", default=16 << 30),
+    "max_ratio": env.int("VIGIL_MAX_LAYER_RATIO", default=200),
+    "max_entries": env.int("VIGIL_MAX_LAYER_ENTRIES", default=1_000_000),
+    "max_file_bytes": env.int("VIGIL_MAX_FILE_BYTES", default=1 << 30),
+}
+VIGIL_MAX_BLOB_BYTES = env.int("VIGIL_MAX_BLOB_BYTES", default=8 << 30)
+# Largest webhook body accepted; Distribution batches a few events per request.
+VIGIL_MAX_WEBHOOK_BYTES = env.int("VIGIL_MAX_WEBHOOK_BYTES", default=1 << 20)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}

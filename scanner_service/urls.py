@@ -1,0 +1,12 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from scans.webhooks.views import distribution_webhook
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/v1/", include("scans.api.urls")),
+    path("webhooks/distribution/", distribution_webhook, name="webhook-distribution"),
+]

@@ -1,0 +1,235 @@
+"""Inventories out: CycloneDX 1.6 and SPDX 2.3 JSON, Vigil's JSON, a table.
+
+The CycloneDX output is a contract other tools read: one component per
+package, its purl, and `vigil:` properties for the source package and the
+layer that introduced it. Documents are built with cyclonedx-python-lib and
+spdx-tools, which also validate what they write.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict
+from datetime import UTC, datetime
+
+from cyclonedx.factory.license import LicenseFactory
+from cyclonedx.model import Property
+from cyclonedx.model.bom import Bom, BomMetaData
+from cyclonedx.model.component import Component, ComponentType
+from cyclonedx.model.tool import ToolRepository
+from cyclonedx.output.json import JsonV1Dot6
+from packageurl import PackageURL
+from spdx_tools.spdx.model import (
+    Actor,
+    ActorType,
+    CreationInfo,
+    Document,
+    ExternalPackageRef,
+    ExternalPackageRefCategory,
+    Relationship,
+    RelationshipType,
+    SpdxNoAssertion,
+)
+from spdx_tools.spdx.model import Package as SpdxPackage
+from spdx_tools.spdx.writer.json.json_writer import write_document_to_stream
+
+from scans.engine.distro import describe as describe_distro
+from scans.engine.models import Analysis, Package
+
+TOOL_NAME = "vigil"
+TOOL_VERSION = "0.1.0"
+FORMATS = ("table", "json", "cyclonedx", "spdx")
+
+# CycloneDX property names (Vigil's namespace, per the CycloneDX property taxonomy convention).
+PROP_SOURCE_NAME = "vigil:package:source_name"
+PROP_SOURCE_VERSION = "vigil:package:source_version"
+PROP_PATH = "vigil:package:path"
+PROP_LAYER_DIGEST = "vigil:layer:digest"
+PROP_LAYER_DIFF_ID = "vigil:layer:diff_id"
+PROP_LAYER_INDEX = "vigil:layer:index"
+
+
+def package_properties(package: Package) -> list[tuple[str, str]]:
+    props = [
+        (PROP_SOURCE_NAME, package.source_name),
+        (PROP_SOURCE_VERSION, package.source_version),
+        (PROP_PATH, package.path),
+    ]
+    if package.layer is not None:
+        props += [
+            (PROP_LAYER_DIGEST, package.layer.digest),
+            (PROP_LAYER_DIFF_ID, package.layer.diff_id),
+            (PROP_LAYER_INDEX, str(package.layer.index)),
+        ]
+    if package.modularity_label:
+        props.append(("vigil:package:modularity_label", package.modularity_label))
+    return [(k, v) for k, v in props if v]
+
+
+def _image_name(analysis: Analysis) -> str:
+    image = analysis.image
+    return image.repo_tags[0] if image.repo_tags else image.reference or image.manifest_digest or "image"
+
+
+def _image_properties(analysis: Analysis) -> list[tuple[str, str]]:
+    image = analysis.image
+    props = [
+        ("vigil:image:reference", image.reference),
+        ("vigil:image:manifest_digest", image.manifest_digest),
+        ("vigil:image:index_digest", image.index_digest),
+        ("vigil:image:config_digest", image.config_digest),
+        ("vigil:image:platform", str(image.platform)),
+    ]
+    props += [("vigil:image:tag", tag) for tag in image.repo_tags]
+    return [(k, v) for k, v in props if v]
+
+
+def _unique_refs(packages: list[Package]) -> Iterator[tuple[Package, str]]:
+    seen: dict[str, int] = {}
+    for package in packages:
+        ref = package.purl or f"{package.type}:{package.name}@{package.version}"
+        count = seen.get(ref, 0)
+        seen[ref] = count + 1
+        yield package, ref if count == 0 else f"{ref}#{count}"
+
+
+def to_cyclonedx(analysis: Analysis) -> str:
+    """CycloneDX 1.6 JSON."""
+    licenses = LicenseFactory()
+    image = Component(
+        type=ComponentType.CONTAINER,
+        name=_image_name(analysis),
+        version=analysis.image.manifest_digest or analysis.image.config_digest or None,
+        bom_ref="image",
+        properties=[Property(name=k, value=v) for k, v in _image_properties(analysis)],
+    )
+    metadata = BomMetaData(component=image, timestamp=datetime.now(UTC))
+    metadata.tools = ToolRepository(
+        components=[Component(type=ComponentType.APPLICATION, name=TOOL_NAME, version=TOOL_VERSION)]
+    )
+    bom = Bom(metadata=metadata, serial_number=uuid.uuid4())
+    components = []
+    if analysis.distro is not None:
+        os_component = Component(
+            type=ComponentType.OPERATING_SYSTEM,
+            name=analysis.distro.id,
+            version=analysis.distro.version_id or None,
+            bom_ref=f"os:{analysis.distro.id}@{analysis.distro.version_id}",
+        )
+        components.append(os_component)
+    for package, ref in _unique_refs(analysis.packages):
+        components.append(
+            Component(
+                type=ComponentType.LIBRARY,
+                name=package.name,
+                version=package.version,
+                bom_ref=ref,
+                purl=PackageURL.from_string(package.purl) if package.purl else None,
+                licenses=[licenses.make_from_string(text) for text in package.licenses],
+                properties=[Property(name=k, value=v) for k, v in package_properties(package)],
+            )
+        )
+    for component in components:
+        bom.components.add(component)
+    bom.register_dependency(image, components)
+    return JsonV1Dot6(bom).output_as_string(indent=2)
+
+
+def to_spdx(analysis: Analysis) -> str:
+    """SPDX 2.3 JSON."""
+    name = _image_name(analysis)
+    created = datetime.now(UTC).replace(microsecond=0)
+    creation = CreationInfo(
+        spdx_version="SPDX-2.3",
+        spdx_id="SPDXRef-DOCUMENT",
+        name=name,
+        document_namespace=f"https://vigil.invalid/spdx/{uuid.uuid4()}",
+        creators=[Actor(ActorType.TOOL, f"{TOOL_NAME}-{TOOL_VERSION}")],
+        created=created,
+    )
+    image_id = "SPDXRef-Image"
+    packages = [
+        SpdxPackage(
+            spdx_id=image_id,
+            name=name,
+            download_location=SpdxNoAssertion(),
+            version=analysis.image.manifest_digest or analysis.image.config_digest or None,
+            files_analyzed=False,
+            comment="; ".join(f"{k}={v}" for k, v in _image_properties(analysis)) or None,
+        )
+    ]
+    relationships = [Relationship("SPDXRef-DOCUMENT", RelationshipType.DESCRIBES, image_id)]
+    for number, (package, _) in enumerate(_unique_refs(analysis.packages), start=1):
+        spdx_id = f"SPDXRef-Package-{package.type}-{number}"
+        refs = (
+            [ExternalPackageRef(ExternalPackageRefCategory.PACKAGE_MANAGER, "purl", package.purl)]
+            if package.purl
+            else []
+        )
+        packages.append(
+            SpdxPackage(
+                spdx_id=spdx_id,
+                name=package.name,
+                download_location=SpdxNoAssertion(),
+                version=package.version,
+                files_analyzed=False,
+                source_info=f"built from {package.source_name} {package.source_version}"
+                if package.source_name
+                else None,
+                license_declared=SpdxNoAssertion(),
+                license_concluded=SpdxNoAssertion(),
+                license_comment="; ".join(package.licenses) or None,
+                copyright_text=SpdxNoAssertion(),
+                external_references=refs,
+                comment="; ".join(f"{k}={v}" for k, v in package_properties(package)) or None,
+            )
+        )
+        relationships.append(Relationship(image_id, RelationshipType.CONTAINS, spdx_id))
+    document = Document(creation_info=creation, packages=packages, relationships=relationships)
+    out = io.StringIO()
+    write_document_to_stream(document, out, validate=True)
+    return out.getvalue()
+
+
+def to_json(analysis: Analysis) -> str:
+    """Vigil's own JSON: the analysis as the engine produced it."""
+    doc = {
+        "schema": "vigil.analysis/v1",
+        "image": {**asdict(analysis.image), "platform": str(analysis.image.platform)},
+        "distro": asdict(analysis.distro) if analysis.distro else None,
+        "packages": [asdict(p) for p in analysis.packages],
+        "warnings": analysis.warnings,
+        "analyzers": analysis.analyzers,
+    }
+    return json.dumps(doc, indent=2, sort_keys=True)
+
+
+def to_table(analysis: Analysis) -> str:
+    image = analysis.image
+    lines = [
+        f"Image:    {image.reference}",
+        f"Digest:   {image.manifest_digest or image.config_digest}",
+        f"Platform: {image.platform}",
+        f"OS:       {describe_distro(analysis.distro)}",
+        f"Packages: {len(analysis.packages)}",
+        "",
+    ]
+    rows = [("TYPE", "NAME", "VERSION", "ARCH", "SOURCE", "LAYER")]
+    for p in analysis.packages:
+        source = p.source_name if p.source_version == p.version else f"{p.source_name} {p.source_version}"
+        layer = f"{p.layer.index} {p.layer.diff_id[7:19]}" if p.layer else ""
+        rows.append((p.type, p.name, p.version, p.arch, source, layer))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines += [f"warning: {w}" for w in analysis.warnings]
+    return "\n".join(lines) + "\n"
+
+
+def render(analysis: Analysis, fmt: str) -> str:
+    writers = {"table": to_table, "json": to_json, "cyclonedx": to_cyclonedx, "spdx": to_spdx}
+    if fmt not in writers:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    return writers[fmt](analysis)

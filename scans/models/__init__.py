@@ -1,0 +1,6 @@
+from scans.models.images import Image, ImageLayer, Tag, TagEvent
+from scans.models.packages import Package
+from scans.models.registries import Registry, Repository
+from scans.models.scans import ScanJob
+
+__all__ = ["Image", "ImageLayer", "Package", "Registry", "Repository", "ScanJob", "Tag", "TagEvent"]

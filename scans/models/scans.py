@@ -1,0 +1,40 @@
+from django.db import models
+from django.db.models import Q
+
+from scans.choices import ACTIVE_STATES, ScanState
+
+
+class ScanJob(models.Model):
+    """One analysis of one image: queued -> running -> done | failed."""
+
+    image = models.ForeignKey("scans.Image", on_delete=models.CASCADE, related_name="scan_jobs")
+    repository = models.ForeignKey(
+        "scans.Repository", on_delete=models.SET_NULL, null=True, blank=True, related_name="scan_jobs"
+    )
+    reference = models.CharField(max_length=512, help_text="What was fetched: repository@digest")
+    state = models.CharField(max_length=16, choices=ScanState.choices, default=ScanState.QUEUED, db_index=True)
+    reason = models.TextField(blank=True, help_text="Why the job failed, in words for the user")
+    force = models.BooleanField(default=False)
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # At most one queued or running job per image: concurrent
+            # webhooks for the same digest cannot both enqueue a scan.
+            models.UniqueConstraint(
+                fields=["image"], condition=Q(state__in=ACTIVE_STATES), name="one_active_scan_per_image"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"scan {self.pk} of {self.reference} ({self.state})"
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None

@@ -1,0 +1,61 @@
+"""CNCF Distribution notification envelopes -> push events.
+
+Registry 2.x sends `application/vnd.docker.distribution.events.v1+json`,
+3.x sends `...events.v2+json`; both are `{"events": [...]}` with the
+pushed manifest described in each event's `target`. Only pushes of image
+manifests and indexes matter here; blob pushes and pulls are dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from scans.engine import manifests
+from scans.services.scanning import PushEvent
+
+MEDIA_TYPES = (
+    "application/vnd.docker.distribution.events.v1+json",
+    "application/vnd.docker.distribution.events.v2+json",
+    "application/json",
+)
+_IMAGE_TYPES = manifests.INDEX_TYPES | manifests.MANIFEST_TYPES
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_REPOSITORY = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+_TAG = re.compile(r"^[\w][\w.-]{0,127}$", re.ASCII)
+
+
+class EnvelopeError(ValueError):
+    """The body is not a notification envelope."""
+
+
+def parse_envelope(doc: Any) -> tuple[list[PushEvent], int]:
+    """Push events in the envelope, and how many other events were skipped."""
+    events = doc.get("events") if isinstance(doc, dict) else None
+    if not isinstance(events, list):
+        raise EnvelopeError('the body is not a notification envelope ({"events": [...]})')
+    pushes: list[PushEvent] = []
+    skipped = 0
+    for event in events:
+        push = _push(event)
+        if push is None:
+            skipped += 1
+        else:
+            pushes.append(push)
+    return pushes, skipped
+
+
+def _push(event: Any) -> PushEvent | None:
+    if not isinstance(event, dict) or event.get("action") != "push":
+        return None
+    target = event.get("target")
+    if not isinstance(target, dict) or target.get("mediaType") not in _IMAGE_TYPES:
+        return None
+    digest, repository, tag = target.get("digest"), target.get("repository"), target.get("tag") or ""
+    if not (isinstance(digest, str) and _DIGEST.match(digest)):
+        return None
+    if not (isinstance(repository, str) and len(repository) <= 255 and _REPOSITORY.match(repository)):
+        return None
+    if not (isinstance(tag, str) and (not tag or _TAG.match(tag))):
+        return None
+    return PushEvent(repository=repository, digest=digest, tag=tag, media_type=target["mediaType"])

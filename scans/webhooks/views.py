@@ -1,0 +1,104 @@
+"""The webhook endpoint: authenticate, keep pushes, queue scans, answer 202."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from django.conf import settings
+from django.db import transaction
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.decorators import api_view, authentication_classes, parser_classes, permission_classes
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from scans.models import Registry
+from scans.services import scanning
+from scans.tasks import analyze_image
+from scans.webhooks.distribution import MEDIA_TYPES, EnvelopeError, parse_envelope
+
+log = logging.getLogger(__name__)
+
+
+class _EventsV1Parser(JSONParser):
+    media_type = MEDIA_TYPES[0]
+
+
+class _EventsV2Parser(JSONParser):
+    media_type = MEDIA_TYPES[1]
+
+
+def registry_for_secret(header: str) -> Registry | None:
+    """The registry whose webhook secret is the bearer token in `header`."""
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    found = None
+    for registry in Registry.objects.exclude(webhook_secret_encrypted=""):
+        # Compare with every registry, in constant time, so timing tells nothing.
+        if hmac.compare_digest(registry.webhook_secret.encode(), token.strip().encode()):
+            found = registry
+    return found
+
+
+_Result = inline_serializer(
+    "WebhookResult",
+    {
+        "queued": serializers.IntegerField(),
+        "already_known": serializers.IntegerField(),
+        "ignored": serializers.IntegerField(),
+    },
+)
+
+
+@extend_schema(
+    summary="Receive CNCF Distribution notifications",
+    description=(
+        "Point the registry's `notifications.endpoints` here with the header "
+        "`Authorization: Bearer <the registry's webhook secret>`. Pushes of manifests and indexes "
+        "in watched repositories queue a scan; everything else is acknowledged and ignored."
+    ),
+    request={m: dict for m in MEDIA_TYPES},
+    responses={
+        202: _Result,
+        400: OpenApiResponse(description="Not a notification envelope"),
+        403: OpenApiResponse(description="Unknown registry or wrong secret"),
+    },
+)
+@api_view(["POST"])
+@authentication_classes([])
+@permission_classes([AllowAny])
+@parser_classes([_EventsV1Parser, _EventsV2Parser, JSONParser])
+def distribution_webhook(request: Request) -> Response:
+    length = int(request.META.get("CONTENT_LENGTH") or 0)
+    if length > settings.VIGIL_MAX_WEBHOOK_BYTES:
+        return Response({"detail": "body too large"}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    registry = registry_for_secret(request.META.get("HTTP_AUTHORIZATION", ""))
+    if registry is None:
+        log.warning("webhook with an unknown secret from %s", request.META.get("REMOTE_ADDR"))
+        return Response({"detail": "unknown registry or wrong secret"}, status=status.HTTP_403_FORBIDDEN)
+    try:
+        pushes, skipped = parse_envelope(request.data)
+    except EnvelopeError as exc:
+        return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+    queued = known = ignored = 0
+    for push in pushes:
+        if not registry.watches(push.repository):
+            ignored += 1
+            continue
+        job = scanning.record_push(registry, push)
+        if job is None:
+            known += 1
+            continue
+        queued += 1
+        transaction.on_commit(lambda job_id=job.id: _enqueue(job_id))
+    return Response(
+        {"queued": queued, "already_known": known, "ignored": ignored + skipped}, status=status.HTTP_202_ACCEPTED
+    )
+
+
+def _enqueue(job_id: int) -> None:
+    analyze_image.delay(job_id)

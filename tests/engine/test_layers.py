@@ -1,0 +1,310 @@
+"""The layer reader: whiteouts, links, limits and hostile layers."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import zlib
+from pathlib import Path
+
+import pytest
+
+from scans.engine.analyzer import Analyzer
+from scans.engine.errors import AnalysisError, DigestMismatchError, HostileContentError, ImageFormatError
+from scans.engine.layers import BlobSpec, LayerReader, Limits, normalize
+from scans.engine.models import Layer, Platform
+from scans.engine.sources import open_local
+from tests.support.images import D, F, H, L, dev, layer_tar, oci_layout, sha256
+
+STATUS = "var/lib/dpkg/status"
+
+
+def dpkg_entry(name: str, version: str, source: str = "") -> str:
+    src = f"Source: {source}\n" if source else ""
+    return f"Package: {name}\nStatus: install ok installed\n{src}Version: {version}\nArchitecture: amd64\n\n"
+
+
+def spec_for(tar: bytes, index: int = 0) -> BlobSpec:
+    layer = Layer(index, sha256(tar), sha256(tar))
+    return BlobSpec(layer, lambda: io.BytesIO(tar), None, verify_blob=True, verify_diff_id=True)
+
+
+def read_layers(tmp_path: Path, *layers: list, wants=lambda p: True, limits: Limits | None = None) -> LayerReader:
+    reader = LayerReader(wants, tmp_path, limits)
+    for index, entries in enumerate(layers):
+        reader.apply(spec_for(layer_tar(entries), index))
+    return reader
+
+
+def files(reader: LayerReader) -> set[str]:
+    return {path for path, node in reader.tree.walk() if node.kind != "dir"}
+
+
+def analyse(tmp_path: Path, *layers: list, **kwargs) -> object:
+    layout = oci_layout(tmp_path / "image", list(layers), **kwargs)
+    work = tmp_path / "work"
+    work.mkdir()
+    with open_local(str(layout), Platform()) as source:
+        return Analyzer(work).run(source)
+
+
+# -- whiteouts -----------------------------------------------------------------
+
+
+def test_whiteout_removes_a_file_of_a_lower_layer(tmp_path):
+    reader = read_layers(tmp_path, [F("a/b", "1"), F("a/c", "2")], [F("a/.wh.b")])
+    assert files(reader) == {"a/c"}
+
+
+def test_whiteout_of_a_directory_removes_everything_below_it(tmp_path):
+    reader = read_layers(tmp_path, [F("a/b/c", "1"), F("a/b/d/e", "2"), F("a/x", "3")], [F("a/.wh.b")])
+    assert files(reader) == {"a/x"}
+
+
+def test_opaque_directory_hides_lower_layers_but_keeps_its_own_entries(tmp_path):
+    reader = read_layers(
+        tmp_path,
+        [F("a/x", "1"), F("a/sub/y", "2"), F("keep", "3")],
+        # The marker may come after entries of its own layer; those stay.
+        [F("a/z", "4"), F("a/.wh..wh..opq"), F("a/sub/w", "5")],
+    )
+    assert files(reader) == {"a/z", "a/sub/w", "keep"}
+
+
+def test_whiteout_does_not_remove_what_its_own_layer_adds(tmp_path):
+    reader = read_layers(tmp_path, [F("a/b", "1")], [F("a/b", "2"), F("a/.wh.b")])
+    assert files(reader) == {"a/b"}
+
+
+def test_files_whited_out_are_not_catalogued(tmp_path):
+    analysis = analyse(
+        tmp_path,
+        [F(STATUS, dpkg_entry("libfoo", "1.0")), F("etc/os-release", "ID=debian\nVERSION_ID=12\n")],
+        [F("var/lib/dpkg/.wh.status")],
+    )
+    assert analysis.packages == []
+
+
+# -- layer attribution -----------------------------------------------------------
+
+
+def test_each_package_is_credited_to_the_layer_that_added_it(tmp_path):
+    first = dpkg_entry("base", "1")
+    analysis = analyse(
+        tmp_path,
+        [F(STATUS, first), F("etc/os-release", "ID=debian\nVERSION_ID=12\n")],
+        [F(STATUS, first + dpkg_entry("app", "2"))],
+        [F(STATUS, first + dpkg_entry("app", "3"))],  # upgraded: the upgrade's layer introduced 3
+    )
+    layers = {p.name: (p.version, p.layer.index) for p in analysis.packages}
+    assert layers == {"base": ("1", 0), "app": ("3", 2)}
+
+
+def test_a_package_removed_and_installed_again_is_credited_to_the_reinstall(tmp_path):
+    pkg = dpkg_entry("tool", "1")
+    analysis = analyse(
+        tmp_path,
+        [F(STATUS, pkg), F("etc/os-release", "ID=debian\nVERSION_ID=12\n")],
+        [F("var/lib/dpkg/.wh.status")],
+        [F(STATUS, pkg)],
+    )
+    assert [(p.name, p.layer.index) for p in analysis.packages] == [("tool", 2)]
+
+
+# -- links -----------------------------------------------------------------------
+
+
+def test_release_file_behind_a_relative_symlink(tmp_path):
+    analysis = analyse(
+        tmp_path,
+        [L("etc/os-release", "../usr/lib/os-release"), F("usr/lib/os-release", 'ID=debian\nVERSION_ID="12"\n')],
+    )
+    assert (analysis.distro.id, analysis.distro.version_id) == ("debian", "12")
+
+
+def test_database_behind_a_directory_symlink_is_read_in_a_second_pass(tmp_path):
+    # `lib` -> `usr/lib` (merged /usr): the file's stored path is not the path the cataloger asks for.
+    installed = "P:musl\nV:1.2.5-r0\nA:x86_64\no:musl\n\n"
+    analysis = analyse(
+        tmp_path,
+        [F("usr/lib/apk/db/installed", installed), F("etc/alpine-release", "3.20.3\n")],
+        [L("lib", "usr/lib")],
+    )
+    assert [(p.name, p.version, p.path) for p in analysis.packages] == [
+        ("musl", "1.2.5-r0", "usr/lib/apk/db/installed")
+    ]
+    assert analysis.packages[0].layer.index == 0
+
+
+def test_absolute_symlinks_resolve_inside_the_image_root(tmp_path):
+    reader = read_layers(tmp_path, [F("real/status", "x"), L("var/lib/dpkg/status", "/real/status")])
+    path, node = reader.tree.resolve("var/lib/dpkg/status")
+    assert path == "real/status" and node.kept.read_bytes() == b"x"
+
+
+def test_hard_links_resolve_to_their_target(tmp_path):
+    reader = read_layers(tmp_path, [F("usr/lib/os-release", "ID=alpine\n"), H("etc/os-release", "usr/lib/os-release")])
+    assert reader.tree.resolve("etc/os-release")[1].kept.read_bytes() == b"ID=alpine\n"
+
+
+def test_symlink_loops_are_an_error_not_a_hang(tmp_path):
+    reader = read_layers(tmp_path, [L("a", "b"), L("b", "a")])
+    with pytest.raises(HostileContentError, match="too many levels"):
+        reader.tree.resolve("a")
+
+
+# -- hostile layers ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["../../etc/evil", "a/../../evil", "/../evil"])
+def test_path_traversal_member_fails_the_layer(tmp_path, name):
+    with pytest.raises(HostileContentError, match="escapes the image root"):
+        read_layers(tmp_path, [F(name, "owned")])
+    assert not (tmp_path.parent / "evil").exists()
+
+
+def test_hard_link_out_of_the_root_fails_the_layer(tmp_path):
+    with pytest.raises(HostileContentError, match="escapes the image root"):
+        read_layers(tmp_path, [H("etc/os-release", "../../../etc/passwd")])
+
+
+def test_symlink_escape_fails_the_scan_with_a_reason(tmp_path):
+    with pytest.raises(HostileContentError, match="escapes the image root"):
+        analyse(tmp_path, [L(STATUS, "../../../../../../etc/passwd")])
+
+
+def test_absolute_member_names_stay_inside_the_root(tmp_path):
+    reader = read_layers(tmp_path, [F("/etc/alpine-release", "3.11.13\n")])
+    assert files(reader) == {"etc/alpine-release"}
+
+
+def test_device_files_are_recorded_but_never_read(tmp_path):
+    analysis = analyse(tmp_path, [dev(STATUS), F("etc/os-release", "ID=debian\nVERSION_ID=12\n")])
+    assert analysis.packages == []
+
+
+def test_nothing_is_written_outside_the_work_dir(tmp_path):
+    big = "x" * (5 << 20)  # over the in-memory threshold: spilled to the work dir
+    work = tmp_path / "work"
+    work.mkdir()
+    reader = LayerReader(lambda p: True, work)
+    reader.apply(spec_for(layer_tar([F("etc/big", big), F("/abs/file", "2")])))
+    written = {p.name for p in tmp_path.rglob("*") if p.is_file()}
+    assert all(name.startswith("kept-") for name in written)
+    assert reader.tree.resolve("etc/big")[1].kept.read_bytes() == big.encode()
+
+
+def test_gzip_bomb_is_stopped_by_the_ratio_limit(tmp_path):
+    zeros = zlib.compressobj(9, zlib.DEFLATED, 31)
+    header = tarfile.TarInfo("bomb")
+    header.size = 200 << 20
+    chunks = [zeros.compress(header.tobuf())]
+    block = bytes(1 << 20)
+    chunks += [zeros.compress(block) for _ in range(200)]
+    blob = b"".join(chunks) + zeros.flush()
+    layer = Layer(0, sha256(blob), "sha256:" + "0" * 64)
+    reader = LayerReader(lambda p: False, tmp_path, Limits())
+    with pytest.raises(HostileContentError, match="decompression bomb"):
+        reader.apply(BlobSpec(layer, lambda: io.BytesIO(blob), "gzip"))
+
+
+def test_layer_size_limit(tmp_path):
+    tar = layer_tar([F("big", b"a" * (2 << 20))])
+    reader = LayerReader(lambda p: False, tmp_path, Limits(max_layer_bytes=1 << 20))
+    with pytest.raises(HostileContentError, match="more than 1048576 bytes"):
+        reader.apply(spec_for(tar))
+
+
+def test_entry_count_limit(tmp_path):
+    tar = layer_tar([F(f"f{i}", "") for i in range(20)])
+    reader = LayerReader(lambda p: False, tmp_path, Limits(max_entries=10))
+    with pytest.raises(HostileContentError, match="more than 10 entries"):
+        reader.apply(spec_for(tar))
+
+
+def test_kept_file_size_limit(tmp_path):
+    tar = layer_tar([F(STATUS, b"a" * 5000)])
+    reader = LayerReader(lambda p: True, tmp_path, Limits(max_file_bytes=4096))
+    with pytest.raises(HostileContentError, match="limit for a read file"):
+        reader.apply(spec_for(tar))
+
+
+def test_truncated_gzip_layer(tmp_path):
+    image = oci_layout(tmp_path / "image", [[F(STATUS, dpkg_entry("a", "1") * 50)]])
+    blob = max((tmp_path / "image" / "blobs" / "sha256").iterdir(), key=lambda p: p.stat().st_size)
+    blob.write_bytes(blob.read_bytes()[:-40])
+    with pytest.raises((ImageFormatError, DigestMismatchError)), open_local(str(image), Platform()) as source:
+        Analyzer(tmp_path).run(source)
+
+
+def test_wrong_layer_digest(tmp_path):
+    image = oci_layout(tmp_path / "image", [[F("etc/alpine-release", "3.20.3\n")]], compression="none")
+    blob = max((tmp_path / "image" / "blobs" / "sha256").iterdir(), key=lambda p: p.stat().st_size)
+    data = bytearray(blob.read_bytes())
+    data[600] ^= 0xFF  # inside the file data: the tar still parses
+    blob.write_bytes(bytes(data))
+    with pytest.raises(DigestMismatchError, match="has digest"), open_local(str(image), Platform()) as source:
+        Analyzer(tmp_path).run(source)
+
+
+def test_garbage_in_the_middle_of_a_tar(tmp_path):
+    tar = layer_tar([F("a", "1"), F("b", "2")])
+    broken = tar[:1024] + b"\x01" * 512 + tar[1536:]
+    with pytest.raises(ImageFormatError, match="corrupt tar"):
+        LayerReader(lambda p: False, tmp_path).apply(spec_for(broken))
+
+
+def test_unknown_layer_media_type(tmp_path):
+    layout = oci_layout(tmp_path / "image", [[F("a", "1")]], layer_media_type="application/x-mystery")
+    with pytest.raises(ImageFormatError, match="unknown media type"):
+        open_local(str(layout), Platform())
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd", "none"])
+def test_every_layer_compression(tmp_path, compression):
+    analysis = analyse(
+        tmp_path,
+        [
+            F(STATUS, dpkg_entry("libc6", "2.36-9", "glibc (2.36-9+deb12u1)")),
+            F("etc/os-release", "ID=debian\nVERSION_ID=12\n"),
+        ],
+        compression=compression,
+    )
+    (pkg,) = analysis.packages
+    assert (pkg.source_name, pkg.source_version) == ("glibc", "2.36-9+deb12u1")
+    assert pkg.purl == "pkg:deb/debian/libc6@2.36-9?arch=amd64&distro=debian-12"
+
+
+def test_rootfs_directory_target(tmp_path):
+    root = tmp_path / "root"
+    (root / "var/lib/dpkg").mkdir(parents=True)
+    (root / "etc").mkdir()
+    (root / STATUS).write_text(dpkg_entry("bash", "5.2"))
+    (root / "etc/os-release").symlink_to("../usr/lib/os-release")
+    (root / "usr/lib").mkdir(parents=True)
+    (root / "usr/lib/os-release").write_text("ID=debian\nVERSION_ID=12\n")
+    (root / "etc/passwd-link").symlink_to("/etc/passwd")  # never followed on the host
+    work = tmp_path / "work"
+    work.mkdir()
+    with open_local(str(root), Platform()) as source:
+        analysis = Analyzer(work).run(source)
+    assert [p.purl for p in analysis.packages] == ["pkg:deb/debian/bash@5.2?arch=amd64&distro=debian-12"]
+
+
+@pytest.mark.parametrize(
+    ("name", "normal"),
+    [("./a/b/", "a/b"), ("/a//b", "a/b"), ("a/./b/../c", "a/c"), ("", ""), (".", "")],
+)
+def test_normalize(name, normal):
+    assert normalize(name) == normal
+
+
+def test_analysis_errors_never_leak_other_exceptions(tmp_path):
+    for blob in (b"\x1f\x8b" + os.urandom(100), b"\x28\xb5\x2f\xfd" + os.urandom(100), os.urandom(2048)):
+        layer = Layer(0, sha256(blob), sha256(blob))
+        with pytest.raises(AnalysisError):
+            reader = LayerReader(lambda p: True, tmp_path)
+            reader.apply(
+                BlobSpec(layer, lambda blob=blob: io.BytesIO(blob), "auto", verify_blob=False, verify_diff_id=True)
+            )
