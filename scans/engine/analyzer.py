@@ -35,8 +35,7 @@ class Analyzer:
         reader = LayerReader(self.wants, self.workdir, self.limits)
         if source.rootfs is not None:
             reader.apply_directory(source.rootfs, Layer(0, "", ""))
-        for spec in source.blobs:
-            reader.apply(spec)
+        reader.apply_all(source.blobs)
         warnings = list(source.warnings)
         files = self._resolve_wanted(reader, source)
         tree = reader.tree

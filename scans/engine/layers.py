@@ -19,10 +19,10 @@ import stat
 import tempfile
 import threading
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, cast
 
 import zstandard
 
@@ -367,7 +367,9 @@ class LayerStream:
 
     def _unzstd(self) -> Iterator[bytes]:
         raw = _Prepend(self._head, self._raw)
-        reader = zstandard.ZstdDecompressor().stream_reader(raw, read_size=_READ, read_across_frames=True)
+        reader = zstandard.ZstdDecompressor().stream_reader(
+            cast(BinaryIO, raw), read_size=_READ, read_across_frames=True
+        )
         try:
             while out := reader.read(_OUT):
                 yield out
@@ -565,7 +567,21 @@ class LayerReader:
 
     def apply(self, spec: BlobSpec, only: set[str] | None = None) -> None:
         """Apply one layer; with `only`, just keep those paths (a second pass)."""
-        stream = LayerStream(spec, self.limits)
+        self._apply(LayerStream(spec, self.limits), spec, only)
+
+    def apply_all(self, specs: Sequence[BlobSpec]) -> None:
+        """Apply layers in order, decompressing the next one while this one is applied."""
+        ahead: LayerStream | None = None
+        try:
+            for number, spec in enumerate(specs):
+                stream = ahead or LayerStream(spec, self.limits)
+                ahead = LayerStream(specs[number + 1], self.limits) if number + 1 < len(specs) else None
+                self._apply(stream, spec, None)
+        finally:
+            if ahead is not None:
+                ahead.close()
+
+    def _apply(self, stream: LayerStream, spec: BlobSpec, only: set[str] | None) -> None:
         try:
             self._apply_stream(TarReader(stream), stream.name, spec.layer.index, only)
             stream.finish()

@@ -9,13 +9,14 @@ dir first (scans.engine.registry.pull) and then read like any layout.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import tarfile
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from scans.engine import manifests as mf
 from scans.engine.errors import DigestMismatchError, ImageFormatError
@@ -33,6 +34,9 @@ class ImageSource:
     rootfs: Path | None = None  # set for a directory target instead of blobs
     warnings: list[str] = field(default_factory=list)
     _resources: ExitStack = field(default_factory=ExitStack)
+
+    def on_close(self, callback: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+        self._resources.callback(callback, *args, **kwargs)
 
     def close(self) -> None:
         self._resources.close()
@@ -100,24 +104,57 @@ class _DirStore(_BlobStore):
 
 
 class _TarStore(_BlobStore):
-    """Members of an uncompressed tar, read at their offsets in the file."""
+    """Members of an uncompressed tar, read at their offsets in the file.
 
-    def __init__(self, path: Path, resources: ExitStack) -> None:
+    Each open() gets its own file handle, so layers can be read by several
+    threads at once (the analyzer reads the next layer ahead).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
         try:
-            self.tar = resources.enter_context(tarfile.open(path, mode="r:"))  # noqa: SIM115 - closed by `resources`
-            self.members = {m.name.removeprefix("./"): m for m in self.tar.getmembers() if m.isreg()}
+            with tarfile.open(path, mode="r:") as tar:
+                members = tar.getmembers()
         except (tarfile.TarError, EOFError) as exc:
             raise ImageFormatError(f"{path} is not a readable tar archive ({exc})") from None
+        self.members = {m.name.removeprefix("./"): m for m in members if m.isreg() and not m.issparse()}
 
     def open(self, name: str) -> BinaryIO:
         member = self.members.get(name)
-        f = self.tar.extractfile(member) if member else None
-        if f is None:
+        if member is None:
             raise ImageFormatError(f"{name} is missing from the archive")
-        return f
+        f = open(self.path, "rb")  # noqa: SIM115 - returned; the caller closes it
+        f.seek(member.offset_data)
+        return cast(BinaryIO, _Slice(f, member.size))
 
     def exists(self, name: str) -> bool:
         return name in self.members
+
+
+class _Slice(io.RawIOBase):
+    """`size` bytes of `f` from its current position."""
+
+    def __init__(self, f: BinaryIO, size: int) -> None:
+        self.f = f
+        self.left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n < 0 else min(n, self.left)
+        data = self.f.read(n)
+        self.left -= len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self.f.close()
+        super().close()
 
 
 # --------------------------------------------------------------------------
@@ -231,7 +268,7 @@ def open_local(target: str, platform: Platform, *, verify_blobs: bool = True) ->
                 source.rootfs = path
                 source.meta = ImageMeta(reference=target, media_type="rootfs")
         elif path.is_file():
-            store = _TarStore(path, source._resources)
+            store = _TarStore(path)
             if store.exists("oci-layout") and store.exists("index.json"):
                 _oci_layout(store, source, platform, verify_blobs=verify_blobs)
             elif store.exists("manifest.json"):

@@ -8,6 +8,7 @@ directory, or a registry reference. Transport prefixes as skopeo writes them
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -48,6 +49,8 @@ def pull_from_registry(
     pulled = pull_image(client, repository, reference, layout, platform, max_blob_size=max_blob_size)
     # Digests were checked while downloading; reading them again would only cost time.
     source = open_local(str(pulled.layout_dir), platform, verify_blobs=False)
+    # The blobs are not needed once the source is closed; free the disk early.
+    source.on_close(shutil.rmtree, pulled.layout_dir, ignore_errors=True)
     tag = "" if reference.startswith("sha256:") else reference
     source.meta = dataclasses.replace(
         source.meta,

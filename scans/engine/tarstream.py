@@ -167,7 +167,9 @@ class TarReader:
                 yield self._entry(header, typeflag, size, pax, long_names)
                 local_pax, long_names = {}, {}
 
-    def _entry(self, header: bytes, typeflag: bytes, size: int, pax: dict[str, str], long_names: dict[bytes, str]) -> Entry:
+    def _entry(
+        self, header: bytes, typeflag: bytes, size: int, pax: dict[str, str], long_names: dict[bytes, str]
+    ) -> Entry:
         name = pax.get("path") or long_names.get(b"L") or self._ustar_name(header)
         linkname = pax.get("linkpath") or long_names.get(b"K") or _text(header[157:257])
         if "size" in pax:

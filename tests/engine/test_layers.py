@@ -15,7 +15,7 @@ from scans.engine.errors import AnalysisError, DigestMismatchError, HostileConte
 from scans.engine.layers import BlobSpec, LayerReader, Limits, normalize
 from scans.engine.models import Layer, Platform
 from scans.engine.sources import open_local
-from tests.support.images import D, F, H, L, dev, layer_tar, oci_layout, sha256
+from tests.support.images import F, H, L, dev, layer_tar, oci_layout, sha256
 
 STATUS = "var/lib/dpkg/status"
 
@@ -140,7 +140,8 @@ def test_database_behind_a_directory_symlink_is_read_in_a_second_pass(tmp_path):
 def test_absolute_symlinks_resolve_inside_the_image_root(tmp_path):
     reader = read_layers(tmp_path, [F("real/status", "x"), L("var/lib/dpkg/status", "/real/status")])
     path, node = reader.tree.resolve("var/lib/dpkg/status")
-    assert path == "real/status" and node.kept.read_bytes() == b"x"
+    assert path == "real/status"
+    assert node.kept.read_bytes() == b"x"
 
 
 def test_hard_links_resolve_to_their_target(tmp_path):
@@ -303,8 +304,8 @@ def test_normalize(name, normal):
 def test_analysis_errors_never_leak_other_exceptions(tmp_path):
     for blob in (b"\x1f\x8b" + os.urandom(100), b"\x28\xb5\x2f\xfd" + os.urandom(100), os.urandom(2048)):
         layer = Layer(0, sha256(blob), sha256(blob))
+        reader = LayerReader(lambda p: True, tmp_path)
         with pytest.raises(AnalysisError):
-            reader = LayerReader(lambda p: True, tmp_path)
             reader.apply(
                 BlobSpec(layer, lambda blob=blob: io.BytesIO(blob), "auto", verify_blob=False, verify_diff_id=True)
             )

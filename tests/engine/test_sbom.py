@@ -56,9 +56,12 @@ def test_spdx_is_valid_2_3(debian, tmp_path):
 
 def test_json_and_table(debian):
     doc = json.loads(sbom.to_json(debian))
-    assert doc["schema"] == "vigil.analysis/v1" and len(doc["packages"]) == 88
+    assert doc["schema"] == "vigil.analysis/v1"
+    assert len(doc["packages"]) == 88
     table = sbom.to_table(debian)
-    assert "Debian GNU/Linux 12 (bookworm)" in table and "libc6" in table and "glibc" in table
+    assert "Debian GNU/Linux 12 (bookworm)" in table
+    assert "libc6" in table
+    assert "glibc" in table
 
 
 def test_unknown_format():

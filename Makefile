@@ -1,0 +1,39 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   venv, install, migrate an embedded SQLite database, scan a real image, print its inventory
+#   make test   venv, install, run the test suite (uses the local PostgreSQL and Redis)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SHARED ?= ../shared
+IMAGE ?= $(SHARED)/corpus/debian12-app.docker.tar
+FORMAT ?= table
+
+.PHONY: demo test lint bench venv clean
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	$(PY) manage.py migrate --noinput --verbosity 0
+	$(PY) manage.py scan $(IMAGE) --format $(FORMAT)
+
+test: venv
+	$(PY) -m pytest
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(PY) manage.py check
+	$(PY) manage.py makemigrations --check --dry-run
+	$(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null
+
+bench: venv
+	$(PY) bench/analysis.py
+
+clean:
+	rm -rf $(VENV) vigil.sqlite3
