@@ -60,7 +60,9 @@ class Package:
 
     type: str  # purl type: deb, apk, rpm
     name: str
-    version: str  # the full version string the ecosystem compares (deb/apk/rpm: with epoch and release)
+    # As the purl carries it: deb with its epoch (`1:2.3-4`), apk `1.2-r0`, rpm `<version>-<release>`
+    # with the epoch kept apart in `epoch`.
+    version: str
     arch: str = ""
     source_name: str = ""
     source_version: str = ""

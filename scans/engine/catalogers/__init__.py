@@ -9,7 +9,8 @@ from __future__ import annotations
 from scans.engine.catalogers.apk import ApkCataloger
 from scans.engine.catalogers.base import Cataloger
 from scans.engine.catalogers.dpkg import DpkgCataloger
+from scans.engine.catalogers.rpm import RpmCataloger
 
 
 def default_catalogers() -> tuple[Cataloger, ...]:
-    return (DpkgCataloger(), ApkCataloger())
+    return (DpkgCataloger(), ApkCataloger(), RpmCataloger())
