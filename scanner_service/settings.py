@@ -70,7 +70,6 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6 behaviour now; silences its transition warning
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 
 REST_FRAMEWORK = {

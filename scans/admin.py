@@ -5,6 +5,7 @@ from scans.models import Image, ImageLayer, Package, Registry, Repository, ScanJ
 
 
 class RegistryForm(forms.ModelForm):
+    url = forms.URLField(assume_scheme="https", help_text="Base URL, e.g. https://registry.example.com")
     password = forms.CharField(
         required=False, widget=forms.PasswordInput(render_value=False), help_text="Leave empty to keep the stored one."
     )

@@ -1,4 +1,5 @@
 import django_filters
+from django.db.models import OuterRef, QuerySet, Subquery
 
 from scans.models import Image, ScanJob
 
@@ -8,11 +9,17 @@ class ImageFilter(django_filters.FilterSet):
     repository = django_filters.CharFilter(field_name="tags__repository__name", distinct=True)
     tag = django_filters.CharFilter(field_name="tags__name", distinct=True)
     os = django_filters.CharFilter(field_name="os_id")
-    scan_state = django_filters.CharFilter(field_name="scan_jobs__state", distinct=True)
+    scan_state = django_filters.CharFilter(method="filter_scan_state")
 
     class Meta:
         model = Image
         fields = ["kind", "platform"]
+
+    def filter_scan_state(self, queryset: QuerySet[Image], name: str, value: str) -> QuerySet[Image]:
+        # The newest job's state, as the serializer shows it: an image that failed
+        # once and was scanned since is not "failed".
+        newest = ScanJob.objects.filter(image=OuterRef("pk")).order_by("-created_at", "-id").values("state")[:1]
+        return queryset.annotate(newest_scan_state=Subquery(newest)).filter(newest_scan_state=value)
 
 
 class ScanJobFilter(django_filters.FilterSet):

@@ -3,6 +3,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -16,6 +18,18 @@ from scans.api.serializers import (
 )
 from scans.models import Image, Registry, Repository, ScanJob, Tag
 from scans.services.inventory import analysis_from_image
+
+SBOM_RENDERERS = [VigilJsonRenderer, CycloneDXRenderer, SpdxRenderer]
+
+
+class SbomNegotiation(DefaultContentNegotiation):
+    """DRF answers an unknown `?format=` with a bare "Not found."; say which formats exist."""
+
+    def filter_renderers(self, renderers, format):  # type: ignore[no-untyped-def]
+        found = [renderer for renderer in renderers if renderer.format == format]
+        if not found:
+            raise NotFound(f"unknown SBOM format {format!r}; choose json, cyclonedx or spdx")
+        return found
 
 
 class RegistryViewSet(viewsets.ModelViewSet):
@@ -40,7 +54,7 @@ class ImageViewSet(viewsets.ReadOnlyModelViewSet):
         Image.objects.annotate(package_count=Count("packages", distinct=True))
         .prefetch_related(
             Prefetch("tags", queryset=Tag.objects.select_related("repository__registry")),
-            Prefetch("scan_jobs", queryset=ScanJob.objects.order_by("-created_at")),
+            Prefetch("scan_jobs", queryset=ScanJob.objects.order_by("-created_at", "-id")),
         )
         .order_by("-first_seen")
     )
@@ -68,7 +82,8 @@ class ImageViewSet(viewsets.ReadOnlyModelViewSet):
     )
     @action(
         detail=True,
-        renderer_classes=[VigilJsonRenderer, CycloneDXRenderer, SpdxRenderer],
+        renderer_classes=SBOM_RENDERERS,
+        content_negotiation_class=SbomNegotiation,
         pagination_class=None,
         filterset_class=None,
     )

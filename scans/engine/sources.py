@@ -238,7 +238,11 @@ def _oci_layout(store: _BlobStore, source: ImageSource, platform: Platform, *, v
             raise ImageFormatError(f"layer blob {blob.digest} is missing")
         layer = Layer(index, blob.digest, diff_id, blob.media_type, blob.size)
         compression = mf.LAYER_COMPRESSION[blob.media_type]
-        source.blobs.append(BlobSpec(layer, _opener(store, name), compression, verify_blob=verify_blobs))
+        source.blobs.append(
+            # The uncompressed tar is checked against the config too: a config that lies about
+            # its layers must not pass.
+            BlobSpec(layer, _opener(store, name), compression, verify_blob=verify_blobs, verify_diff_id=True)
+        )
     source.meta = ImageMeta(
         reference=source.meta.reference,
         manifest_digest=descriptor.digest,

@@ -13,6 +13,12 @@ from scans.choices import ImageKind
 from scans.engine import models as engine
 from scans.models import Image, ImageLayer, Package
 
+# Fields a stored Package row and the engine's Package share, value for value.
+_COPIED_FIELDS = (
+    "type", "name", "version", "arch", "epoch", "release", "source_name", "source_version",
+    "modularity_label", "path", "purl",
+)  # fmt: skip
+
 
 @transaction.atomic
 def store_analysis(image: Image, analysis: engine.Analysis) -> None:
@@ -52,18 +58,8 @@ def store_analysis(image: Image, analysis: engine.Analysis) -> None:
             Package(
                 image=image,
                 layer=by_index.get(p.layer.index) if p.layer else None,
-                type=p.type,
-                name=p.name,
-                version=p.version,
-                arch=p.arch,
-                epoch=p.epoch,
-                release=p.release,
-                source_name=p.source_name,
-                source_version=p.source_version,
-                modularity_label=p.modularity_label,
                 licenses=list(p.licenses),
-                purl=p.purl,
-                path=p.path,
+                **{name: getattr(p, name) for name in _COPIED_FIELDS},
             )
             for p in analysis.packages
         ),
@@ -101,19 +97,9 @@ def analysis_from_image(image: Image) -> engine.Analysis:
     )
     packages = [
         engine.Package(
-            type=p.type,
-            name=p.name,
-            version=p.version,
-            arch=p.arch,
-            source_name=p.source_name,
-            source_version=p.source_version,
-            epoch=p.epoch,
-            release=p.release,
-            modularity_label=p.modularity_label,
-            licenses=tuple(p.licenses),
-            path=p.path,
             layer=layers.get(p.layer_id) if p.layer_id else None,
-            purl=p.purl,
+            licenses=tuple(p.licenses),
+            **{name: getattr(p, name) for name in _COPIED_FIELDS},
         )
         for p in image.packages.all()
     ]

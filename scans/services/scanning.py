@@ -151,8 +151,9 @@ def analyze_job(job: ScanJob) -> Analysis:
     if job.repository is None:
         raise AnalysisError("the job names no repository to fetch the image from")
     registry = job.repository.registry
-    credentials = Credentials(registry.username, registry.password) if registry.username else None
     try:
+        # The password property decrypts: a key changed since it was stored raises ValueError too.
+        credentials = Credentials(registry.username, registry.password) if registry.username else None
         client = RegistryClient(registry.url, credentials=credentials, insecure=registry.insecure)
     except ValueError as exc:
         raise AnalysisError(f"registry {registry.name}: {exc}") from None

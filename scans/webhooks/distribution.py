@@ -49,7 +49,9 @@ def _push(event: Any) -> PushEvent | None:
     if not isinstance(event, dict) or event.get("action") != "push":
         return None
     target = event.get("target")
-    if not isinstance(target, dict) or target.get("mediaType") not in _IMAGE_TYPES:
+    media_type = target.get("mediaType") if isinstance(target, dict) else None
+    # Checked as a string first: a list or object here is unhashable and must not reach the set lookup.
+    if not isinstance(media_type, str) or media_type not in _IMAGE_TYPES:
         return None
     digest, repository, tag = target.get("digest"), target.get("repository"), target.get("tag") or ""
     if not (isinstance(digest, str) and _DIGEST.match(digest)):
@@ -58,4 +60,4 @@ def _push(event: Any) -> PushEvent | None:
         return None
     if not (isinstance(tag, str) and (not tag or _TAG.match(tag))):
         return None
-    return PushEvent(repository=repository, digest=digest, tag=tag, media_type=target["mediaType"])
+    return PushEvent(repository=repository, digest=digest, tag=tag, media_type=media_type)

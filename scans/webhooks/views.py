@@ -10,6 +10,7 @@ from django.db import transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view, authentication_classes, parser_classes, permission_classes
+from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -23,11 +24,20 @@ from scans.webhooks.distribution import MEDIA_TYPES, EnvelopeError, parse_envelo
 log = logging.getLogger(__name__)
 
 
-class _EventsV1Parser(JSONParser):
+class _JsonParser(JSONParser):
+    def parse(self, stream, media_type=None, parser_context=None):  # type: ignore[no-untyped-def]
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            # The json module nests by recursion: deep brackets in an untrusted body are a 400, not a 500.
+            raise ParseError("JSON parse error - nested too deeply") from None
+
+
+class _EventsV1Parser(_JsonParser):
     media_type = MEDIA_TYPES[0]
 
 
-class _EventsV2Parser(JSONParser):
+class _EventsV2Parser(_JsonParser):
     media_type = MEDIA_TYPES[1]
 
 
@@ -38,8 +48,15 @@ def registry_for_secret(header: str) -> Registry | None:
         return None
     found = None
     for registry in Registry.objects.exclude(webhook_secret_encrypted=""):
+        try:
+            secret = registry.webhook_secret
+        except ValueError:
+            # Encrypted under another VIGIL_CREDENTIALS_KEY: that registry cannot be
+            # authenticated, but it must not turn every other registry's webhooks into 500s.
+            log.error("registry %s: its webhook secret cannot be decrypted", registry.name)
+            continue
         # Compare with every registry, in constant time, so timing tells nothing.
-        if hmac.compare_digest(registry.webhook_secret.encode(), token.strip().encode()):
+        if hmac.compare_digest(secret.encode(), token.strip().encode()):
             found = registry
     return found
 
@@ -71,9 +88,11 @@ _Result = inline_serializer(
 @api_view(["POST"])
 @authentication_classes([])
 @permission_classes([AllowAny])
-@parser_classes([_EventsV1Parser, _EventsV2Parser, JSONParser])
+@parser_classes([_EventsV1Parser, _EventsV2Parser, _JsonParser])
 def distribution_webhook(request: Request) -> Response:
-    length = int(request.META.get("CONTENT_LENGTH") or 0)
+    length = _content_length(request)
+    if length is None:
+        return Response({"detail": "invalid Content-Length"}, status=status.HTTP_400_BAD_REQUEST)
     if length > settings.VIGIL_MAX_WEBHOOK_BYTES:
         return Response({"detail": "body too large"}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     registry = registry_for_secret(request.META.get("HTTP_AUTHORIZATION", ""))
@@ -98,6 +117,12 @@ def distribution_webhook(request: Request) -> Response:
     return Response(
         {"queued": queued, "already_known": known, "ignored": ignored + skipped}, status=status.HTTP_202_ACCEPTED
     )
+
+
+def _content_length(request: Request) -> int | None:
+    """The declared body size; None when the header is not a non-negative integer."""
+    text = request.META.get("CONTENT_LENGTH") or "0"
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 def _enqueue(job_id: int) -> None:

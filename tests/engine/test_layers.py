@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import tarfile
 import zlib
@@ -309,3 +310,25 @@ def test_analysis_errors_never_leak_other_exceptions(tmp_path):
             reader.apply(
                 BlobSpec(layer, lambda blob=blob: io.BytesIO(blob), "auto", verify_blob=False, verify_diff_id=True)
             )
+
+
+def test_layer_that_does_not_match_the_config_diff_id(tmp_path):
+    # Blob digests all match their names; only the config's diff_id is a lie.
+    layout = oci_layout(tmp_path / "image", [[F("etc/alpine-release", "3.20.3\n")]], compression="gzip")
+    other = layer_tar([F("etc/alpine-release", "3.99.0\n")])
+    blobs = tmp_path / "image" / "blobs" / "sha256"
+    index = json.loads((tmp_path / "image" / "index.json").read_text())
+    manifest_path = blobs / index["manifests"][0]["digest"][7:]
+    manifest = json.loads(manifest_path.read_text())
+    config_path = blobs / manifest["config"]["digest"][7:]
+    config = json.loads(config_path.read_text())
+    config["rootfs"]["diff_ids"] = [sha256(other)]
+    raw_config = json.dumps(config).encode()
+    (blobs / sha256(raw_config)[7:]).write_bytes(raw_config)
+    manifest["config"] = {**manifest["config"], "digest": sha256(raw_config), "size": len(raw_config)}
+    raw_manifest = json.dumps(manifest).encode()
+    (blobs / sha256(raw_manifest)[7:]).write_bytes(raw_manifest)
+    index["manifests"][0] = {**index["manifests"][0], "digest": sha256(raw_manifest), "size": len(raw_manifest)}
+    (tmp_path / "image" / "index.json").write_text(json.dumps(index))
+    with pytest.raises(DigestMismatchError, match="diff_id"), open_local(str(layout), Platform()) as source:
+        Analyzer(tmp_path).run(source)

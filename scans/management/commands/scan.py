@@ -15,7 +15,8 @@ from scans.engine.layers import Limits
 from scans.engine.models import Platform
 from scans.engine.targets import scan
 
-# Distinct from 1 (reserved for "findings over the threshold" in the CI gate).
+# Distinct from 1 (reserved for "findings over the threshold" in the CI gate);
+# usage errors exit 2 as well, so that a CI gate never reads them as findings.
 EXIT_SCAN_FAILED = 2
 
 
@@ -38,7 +39,7 @@ class Command(BaseCommand):
         try:
             platform = Platform.parse(options["platform"])
         except ValueError as exc:
-            raise CommandError(str(exc)) from None
+            raise CommandError(str(exc), returncode=EXIT_SCAN_FAILED) from None
         work_root = Path(settings.VIGIL_WORK_DIR)
         work_root.mkdir(parents=True, exist_ok=True)
         try:
@@ -54,6 +55,11 @@ class Command(BaseCommand):
             sys.exit(EXIT_SCAN_FAILED)
         report = sbom.render(analysis, options["format"])
         if options["output"]:
-            Path(options["output"]).write_text(report)
+            try:
+                Path(options["output"]).write_text(report)
+            except OSError as exc:
+                raise CommandError(
+                    f"cannot write the report to {options['output']}: {exc.strerror}", returncode=EXIT_SCAN_FAILED
+                ) from None
         else:
             self.stdout.write(report, ending="")
