@@ -45,7 +45,7 @@ def _zip_documents(path: Path) -> Iterator[Document]:
 
 def _tar_documents(path: Path) -> Iterator[Document]:
     try:
-        archive = tarfile.open(path, mode="r:*")
+        archive = tarfile.open(path, mode="r:*")  # noqa: SIM115 - closed by the with below
     except (tarfile.TarError, OSError) as exc:
         raise FeedFormatError(f"{path} is not a readable tar archive ({exc})") from None
     with archive:
