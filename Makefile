@@ -17,8 +17,17 @@ $(VENV)/.installed: requirements.txt
 
 venv: $(VENV)/.installed
 
+FEEDS ?= $(SHARED)/feeds
+# Feeds the demo loads into the embedded database, as `source=path` under $(FEEDS).
+DEMO_FEEDS ?= osv=osv-go/all.zip osv=osv-pypi/pypa-advisory-database-vulns.tar.gz osv=osv-ghsa/ghsa-advisories.tar.gz \
+	alpine-secdb=alpine-secdb/yaml debian-tracker=debian-tracker-derived/bookworm.json \
+	kev=kev/known_exploited_vulnerabilities.json epss=samples/epss/claircore-data.csv
+
 demo: venv
 	$(PY) manage.py migrate --noinput --verbosity 0
+	@for feed in $(DEMO_FEEDS); do \
+	  $(PY) manage.py sync_advisories --source $${feed%%=*} --path $(FEEDS)/$${feed#*=} || exit 1; \
+	done
 	$(PY) manage.py scan $(IMAGE) --format $(FORMAT)
 
 test: venv
@@ -34,6 +43,7 @@ lint: venv
 
 bench: venv
 	$(PY) bench/analysis.py
+	$(PY) bench/advisories.py
 
 clean:
 	rm -rf $(VENV) vigil.sqlite3

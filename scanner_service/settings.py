@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_celery_beat",
     "scans",
+    "advisories",
 ]
 
 MIDDLEWARE = [
@@ -119,6 +120,17 @@ VIGIL_LIMITS = {
     "max_entries": env.int("VIGIL_MAX_LAYER_ENTRIES", default=1_000_000),
     "max_file_bytes": env.int("VIGIL_MAX_FILE_BYTES", default=1 << 30),
 }
+# Sources the scheduled sync reads from their published URLs (every 6 hours by
+# default; the schedule is a django-celery-beat PeriodicTask, editable in the admin).
+VIGIL_ADVISORY_SOURCES = env.list(
+    "VIGIL_ADVISORY_SOURCES",
+    default=["osv", "alpine-secdb", "debian-tracker", "ubuntu", "redhat-csaf", "nvd", "kev", "epss"],
+)
+# OSV publishes one all.zip per ecosystem; these are synced when no --path is given.
+VIGIL_OSV_ECOSYSTEMS = env.list(
+    "VIGIL_OSV_ECOSYSTEMS",
+    default=["PyPI", "npm", "Go", "Maven", "crates.io", "RubyGems", "NuGet", "Packagist", "Debian", "Alpine"],
+)
 VIGIL_MAX_BLOB_BYTES = env.int("VIGIL_MAX_BLOB_BYTES", default=8 << 30)
 # Largest webhook body accepted; Distribution batches a few events per request.
 VIGIL_MAX_WEBHOOK_BYTES = env.int("VIGIL_MAX_WEBHOOK_BYTES", default=1 << 20)
@@ -127,5 +139,5 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
 }

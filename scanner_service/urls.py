@@ -8,5 +8,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/", include("scans.api.urls")),
+    path("api/v1/", include("advisories.api.urls")),
     path("webhooks/distribution/", distribution_webhook, name="webhook-distribution"),
 ]

@@ -15,7 +15,7 @@ different rows, never merged.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import IO, Any, Protocol
@@ -80,6 +80,13 @@ class SeverityType:
 
 class RecordError(ValueError):
     """A record breaks the contract; the message says how."""
+
+
+class DocumentError(ValueError):
+    """A whole document is unreadable (truncated, garbled): the feed's sync fails, its old data stays.
+
+    A single bad record is a Rejected instead, and never stops the feed.
+    """
 
 
 _PEP503 = re.compile(r"[-_.]+")
@@ -178,6 +185,10 @@ class AdvisoryRecord:
     id: str  # the publisher's id: GHSA-…, PYSEC-…, GO-…, CVE-…, DSA-…, USN-…, RHSA-…
     source: str  # the importer: osv, alpine-secdb, debian-tracker, ubuntu, redhat-csaf, nvd
     aliases: tuple[str, ...] = ()
+    # OSV 1.7 keeps these apart from aliases: `upstream` names what a distro record derives from (DLA -> CVE,
+    # USN -> UBUNTU-CVE), `related` what it is close to (AlmaLinux and Rocky errata list their CVEs there).
+    upstream: tuple[str, ...] = ()
+    related: tuple[str, ...] = ()
     summary: str = ""
     details: str = ""
     published: datetime | None = None
@@ -265,5 +276,20 @@ class Importer(Protocol):
         ...
 
     def parse(self, document: Document) -> Iterator[Item]:
-        """Every record of the document; a malformed record is a Rejected, never an exception."""
+        """Every record of the document; a malformed record is a Rejected, never an exception.
+
+        Raises DocumentError when the document as a whole cannot be read.
+        """
         ...
+
+
+def parse_documents(importer: Importer, documents: Iterable[Document]) -> Iterator[Item]:
+    """The feed's items: the importer's own `parse_feed` when it merges across documents
+    (one vulnerability in many secdb files), else `parse` over each accepted document."""
+    parse_feed = getattr(importer, "parse_feed", None)
+    if parse_feed is not None:
+        yield from parse_feed(d for d in documents if importer.accepts(d.name))
+        return
+    for document in documents:
+        if importer.accepts(document.name):
+            yield from importer.parse(document)

@@ -7,15 +7,19 @@ yielded (tar members are read in archive order).
 
 from __future__ import annotations
 
+import functools
 import os
 import tarfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
+import zstandard
+
 from advisories.importers.base import Document
 
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 MAX_DOCUMENT_BYTES = 512 << 20  # a single feed file (NVD pages, CSAF VEX, the Debian tracker JSON)
 
 
@@ -40,21 +44,25 @@ def _zip_documents(path: Path) -> Iterator[Document]:
     with archive:
         for info in archive.infolist():
             if not info.is_dir():
-                yield Document(info.filename, lambda info=info: archive.open(info))
+                yield Document(info.filename, functools.partial(archive.open, info))
 
 
 def _tar_documents(path: Path) -> Iterator[Document]:
-    try:
-        archive = tarfile.open(path, mode="r:*")  # noqa: SIM115 - closed by the with below
-    except (tarfile.TarError, OSError) as exc:
-        raise FeedFormatError(f"{path} is not a readable tar archive ({exc})") from None
-    with archive:
+    with path.open("rb") as raw:
+        # tarfile reads gzip, bzip2 and xz itself; zstd (Red Hat's VEX bundle) goes through zstandard.
+        stream: IO[bytes] = raw
+        if raw.read(4) == _ZSTD_MAGIC:
+            raw.seek(0)
+            stream = zstandard.ZstdDecompressor().stream_reader(raw)
+        else:
+            raw.seek(0)
         try:
-            for member in archive:
-                if member.isreg():
-                    yield Document(member.name, lambda member=member: _extract(archive, member))
-        except (tarfile.TarError, EOFError, OSError) as exc:
-            raise FeedFormatError(f"{path}: corrupt archive ({exc})") from None
+            with tarfile.open(fileobj=stream, mode="r|*") as archive:
+                for member in archive:
+                    if member.isreg():
+                        yield Document(member.name, functools.partial(_extract, archive, member))
+        except (tarfile.TarError, EOFError, OSError, zstandard.ZstdError) as exc:
+            raise FeedFormatError(f"{path}: not a readable tar archive ({exc})") from None
 
 
 def _extract(archive: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
@@ -64,13 +72,20 @@ def _extract(archive: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
     return f
 
 
+def _file_opener(path: Path) -> Callable[[], IO[bytes]]:
+    def open_file() -> IO[bytes]:
+        return path.open("rb")
+
+    return open_file
+
+
 def _directory_documents(root: Path) -> Iterator[Document]:
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         for name in sorted(filenames):
             full = Path(dirpath) / name
             if full.is_file() and not full.is_symlink():
-                yield Document(str(full.relative_to(root)), lambda full=full: full.open("rb"))
+                yield Document(str(full.relative_to(root)), _file_opener(full))
 
 
 def iter_documents(path: Path) -> Iterator[Document]:
@@ -81,7 +96,7 @@ def iter_documents(path: Path) -> Iterator[Document]:
         raise FeedFormatError(f"{path}: no such file or directory")
     elif zipfile.is_zipfile(path):
         yield from _zip_documents(path)
-    elif path.name.endswith((".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")):
+    elif path.name.endswith((".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar.zst")):
         yield from _tar_documents(path)
     else:
-        yield Document(path.name, lambda: path.open("rb"))
+        yield Document(path.name, _file_opener(path))
