@@ -12,7 +12,7 @@ from scans.engine.catalogers.base import Cataloger
 from scans.engine.errors import ParseError
 from scans.engine.layers import KeptFile, LayerReader, Limits, Node
 from scans.engine.models import Analysis, Layer, Package
-from scans.engine.purls import purl_for
+from scans.engine.purls import OS_TYPES, purl_for
 from scans.engine.sources import ImageSource
 
 _DISTRO_FILES = frozenset(distro_mod.RELEASE_FILES)
@@ -50,7 +50,8 @@ class Analyzer:
                 if cataloger.wants(path) or path in getattr(cataloger, "paths", ()):
                     packages.extend(self._catalog(cataloger, files[path], tree.history, layers, warnings))
         for package in packages:
-            package.purl = purl_for(package, distro)
+            if package.type in OS_TYPES:  # language catalogers set their own purls
+                package.purl = purl_for(package, distro)
         packages.sort(key=lambda p: (p.type, p.name, p.version, p.arch, p.path))
         return Analysis(
             image=source.meta,

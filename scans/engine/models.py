@@ -70,7 +70,13 @@ class Package:
     release: str = ""  # rpm only
     modularity_label: str = ""  # rpm only
     licenses: tuple[str, ...] = ()
-    path: str = ""  # the file the package was read from (image path, no leading slash)
+    # Language packages: whether a lockfile marks it as a development dependency, whether the
+    # project depends on it directly (None: the source does not say), and the purls it depends
+    # on where the source gives a graph.
+    dev: bool = False
+    direct: bool | None = None
+    dependencies: tuple[str, ...] = ()
+    path: str = ""  # the file the package was read from (image path, no leading slash; "a.jar!/b.jar" inside archives)
     layer: Layer | None = None  # the layer that introduced it
     purl: str = ""
 

@@ -12,6 +12,7 @@ from packageurl import PackageURL
 
 from scans.engine.models import Distro, Package
 
+OS_TYPES = frozenset({"deb", "apk", "rpm"})
 # Namespaces used when an image has no release file to name its distro.
 _FALLBACK_NAMESPACE = {"deb": "debian", "apk": "alpine", "rpm": "redhat"}
 
@@ -36,4 +37,21 @@ def purl_for(package: Package, distro: Distro | None) -> str:
         qualifiers["distro"] = qualifier
     return PackageURL(
         type=package.type, namespace=namespace, name=package.name, version=package.version, qualifiers=qualifiers
+    ).to_string()
+
+
+def language_purl(package_type: str, name: str, version: str, **qualifiers: str) -> str:
+    """The purl of a language package from its name as the ecosystem writes it.
+
+    Maven `group:artifact`, npm `@scope/name`, Go `host/path/module`,
+    Composer `vendor/package` carry their namespace in the name; the purl
+    spec puts it in the namespace field.
+    """
+    namespace = None
+    if package_type == "maven" and ":" in name:
+        namespace, name = name.split(":", 1)
+    elif package_type in ("npm", "golang", "composer") and "/" in name:
+        namespace, name = name.rsplit("/", 1)
+    return PackageURL(
+        type=package_type, namespace=namespace, name=name, version=version or None, qualifiers=qualifiers or None
     ).to_string()
