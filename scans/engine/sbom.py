@@ -14,6 +14,8 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 from cyclonedx.contrib.license.factories import LicenseFactory
 from cyclonedx.model import Property
@@ -31,7 +33,7 @@ from spdx_tools.spdx.model.spdx_no_assertion import SpdxNoAssertion
 from spdx_tools.spdx.writer.json.json_writer import write_document_to_stream
 
 from scans.engine.distro import describe as describe_distro
-from scans.engine.models import Analysis, Package
+from scans.engine.models import Analysis, Distro, ImageMeta, Package
 
 TOOL_NAME = "vigil"
 TOOL_VERSION = "0.1.0"
@@ -90,6 +92,16 @@ def _unique_refs(packages: list[Package]) -> Iterator[tuple[Package, str]]:
         yield package, ref if count == 0 else f"{ref}#{count}"
 
 
+def _licenses(factory: LicenseFactory, texts: tuple[str, ...]) -> list[Any]:
+    """CycloneDX allows one SPDX expression or a list of single licences, not a mix of both."""
+    if len(texts) == 1:
+        return [factory.make_from_string(texts[0])]
+    made = [factory.make_from_string(text) for text in texts]
+    if all(hasattr(license_, "id") or hasattr(license_, "name") for license_ in made):
+        return made
+    return [factory.make_with_name(text) for text in texts]
+
+
 def to_cyclonedx(analysis: Analysis) -> str:
     """CycloneDX 1.6 JSON."""
     licenses = LicenseFactory()
@@ -122,7 +134,7 @@ def to_cyclonedx(analysis: Analysis) -> str:
                 version=package.version,
                 bom_ref=ref,
                 purl=PackageURL.from_string(package.purl) if package.purl else None,
-                licenses=[licenses.make_from_string(text) for text in package.licenses],
+                licenses=_licenses(licenses, package.licenses),
                 properties=[Property(name=k, value=v) for k, v in package_properties(package)],
             )
         )
@@ -227,3 +239,111 @@ def render(analysis: Analysis, fmt: str) -> str:
     if fmt not in writers:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     return writers[fmt](analysis)
+
+
+# --------------------------------------------------------------------------
+# SBOMs in: CycloneDX and SPDX JSON documents become an Analysis to match.
+
+MAX_SBOM_BYTES = 256 << 20
+_NAMESPACED = {"maven": ":", "npm": "/", "golang": "/", "composer": "/"}
+
+
+def _package_from_purl(text: str, properties: dict[str, str], path: str) -> Package | None:
+    try:
+        purl = PackageURL.from_string(text)
+    except ValueError:
+        return None
+    if not purl.version:
+        return None
+    separator = _NAMESPACED.get(purl.type)
+    name = f"{purl.namespace}{separator}{purl.name}" if separator and purl.namespace else purl.name
+    qualifiers = purl.qualifiers if isinstance(purl.qualifiers, dict) else {}
+    epoch = qualifiers.get("epoch")
+    return Package(
+        type=purl.type,
+        name=name,
+        version=purl.version,
+        arch=qualifiers.get("arch", ""),
+        source_name=properties.get(PROP_SOURCE_NAME, name),
+        source_version=properties.get(PROP_SOURCE_VERSION, purl.version),
+        epoch=int(epoch) if epoch and epoch.isdigit() else None,
+        path=properties.get(PROP_PATH, path),
+        purl=text,
+    )
+
+
+def _distro_from_purls(packages: list[Package]) -> Distro | None:
+    """The distro OS packages name in their `distro` qualifier (debian-12, 3.11.13 for apk)."""
+    for package in packages:
+        if package.type not in ("deb", "apk", "rpm"):
+            continue
+        purl = PackageURL.from_string(package.purl)
+        qualifier = (purl.qualifiers or {}).get("distro", "") if isinstance(purl.qualifiers, dict) else ""
+        if not qualifier or not purl.namespace:
+            continue
+        version = qualifier.removeprefix(f"{purl.namespace}-")
+        return Distro(id=purl.namespace, version_id=version)
+    return None
+
+
+def _cyclonedx_components(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    stack = list(doc.get("components") or [])
+    while stack and len(found) < 1_000_000:
+        component = stack.pop()
+        if isinstance(component, dict):
+            found.append(component)
+            stack.extend(component.get("components") or [])
+    return found
+
+
+def _from_cyclonedx(doc: dict[str, Any], name: str) -> Analysis:
+    packages, distro = [], None
+    for component in _cyclonedx_components(doc):
+        if component.get("type") == "operating-system" and isinstance(component.get("name"), str):
+            distro = Distro(id=str(component["name"]).lower(), version_id=str(component.get("version") or ""))
+            continue
+        props = {
+            str(p.get("name")): str(p.get("value")) for p in component.get("properties") or [] if isinstance(p, dict)
+        }
+        purl = component.get("purl")
+        package = _package_from_purl(purl, props, name) if isinstance(purl, str) else None
+        if package is not None:
+            packages.append(package)
+    return Analysis(ImageMeta(reference=name, media_type="cyclonedx"), distro or _distro_from_purls(packages), packages)
+
+
+def _from_spdx(doc: dict[str, Any], name: str) -> Analysis:
+    packages = []
+    for item in doc.get("packages") or []:
+        refs = item.get("externalRefs") if isinstance(item, dict) else None
+        for ref in refs or []:
+            if (
+                isinstance(ref, dict)
+                and ref.get("referenceType") == "purl"
+                and isinstance(ref.get("referenceLocator"), str)
+            ):
+                package = _package_from_purl(ref["referenceLocator"], {}, name)
+                if package is not None:
+                    packages.append(package)
+    return Analysis(ImageMeta(reference=name, media_type="spdx"), _distro_from_purls(packages), packages)
+
+
+def read_sbom(path: Path) -> Analysis:
+    """The packages of a CycloneDX or SPDX JSON SBOM; ValueError for anything else."""
+    with path.open("rb") as f:
+        raw = f.read(MAX_SBOM_BYTES + 1)
+    if len(raw) > MAX_SBOM_BYTES:
+        raise ValueError(f"{path} is larger than {MAX_SBOM_BYTES} bytes")
+    try:
+        doc = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ValueError(f"{path} is not JSON ({exc})") from None
+    if isinstance(doc, dict) and doc.get("bomFormat") == "CycloneDX":
+        analysis = _from_cyclonedx(doc, str(path))
+    elif isinstance(doc, dict) and str(doc.get("spdxVersion", "")).startswith("SPDX-"):
+        analysis = _from_spdx(doc, str(path))
+    else:
+        raise ValueError(f"{path} is neither a CycloneDX nor an SPDX JSON document")
+    analysis.packages.sort(key=lambda p: (p.type, p.name, p.version, p.path))
+    return analysis

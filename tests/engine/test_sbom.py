@@ -66,3 +66,12 @@ def test_json_and_table(debian):
 def test_unknown_format():
     with pytest.raises(ValueError, match="unknown format"):
         sbom.render(Analysis(image=None, distro=None, packages=[]), "xml")  # type: ignore[arg-type]
+
+
+def test_a_licence_expression_beside_other_licences_is_still_valid_cyclonedx(debian):
+    import dataclasses
+
+    mixed = dataclasses.replace(
+        debian, packages=[dataclasses.replace(debian.packages[0], licenses=("GPL-2.0-or-later AND MIT", "BSD"))]
+    )
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(sbom.to_cyclonedx(mixed)) is None

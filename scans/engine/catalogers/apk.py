@@ -22,6 +22,9 @@ class ApkCataloger:
     def wants(self, path: str) -> bool:
         return path == INSTALLED
 
+    def owned_files(self, file: FileContent) -> set[str]:
+        return owned_files(file.read_bytes().decode("utf-8", "replace"))
+
     def parse(self, file: FileContent) -> list[Package]:
         packages = []
         for record in _records(file.read_bytes().decode("utf-8", "replace")):
@@ -41,6 +44,18 @@ class ApkCataloger:
                 )
             )
         return packages
+
+
+def owned_files(text: str) -> set[str]:
+    """Files apk installed: each `R:` line names a file in the latest `F:` directory."""
+    owned: set[str] = set()
+    directory = ""
+    for line in text.splitlines():
+        if line.startswith("F:"):
+            directory = line[2:].strip("/")
+        elif line.startswith("R:"):
+            owned.add(f"{directory}/{line[2:]}" if directory else line[2:])
+    return owned
 
 
 def _records(text: str) -> list[dict[str, str]]:

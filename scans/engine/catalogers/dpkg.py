@@ -10,6 +10,7 @@ from scans.engine.models import Package
 
 STATUS = "var/lib/dpkg/status"
 STATUS_DIR = "var/lib/dpkg/status.d/"
+INFO_DIR = "var/lib/dpkg/info/"
 # dpkg keeps paragraphs for removed packages whose config files remain, and
 # for packages it knows but never installed; their files are not on disk.
 _NOT_ON_DISK = {"not-installed", "config-files"}
@@ -23,10 +24,26 @@ class DpkgCataloger:
     def wants(self, path: str) -> bool:
         if path == STATUS:
             return True
-        # Distroless keeps `<package>` and `<package>.md5sums` files side by side.
-        return path.startswith(STATUS_DIR) and "/" not in path[len(STATUS_DIR) :] and not path.endswith(".md5sums")
+        # Distroless keeps `<package>` and `<package>.md5sums` files side by side; dpkg's
+        # info/<package>.list files say which files each package owns.
+        if path.startswith(STATUS_DIR):
+            return "/" not in path[len(STATUS_DIR) :]
+        return path.startswith(INFO_DIR) and path.endswith(".list") and "/" not in path[len(INFO_DIR) :]
+
+    def owned_files(self, file: FileContent) -> set[str]:
+        """Files a package owns, from a `.list` (one path per line) or `.md5sums` (`<md5>  <path>`)."""
+        if not file.path.endswith((".list", ".md5sums")):
+            return set()
+        owned = set()
+        for line in file.read_bytes().decode("utf-8", "replace").splitlines():
+            path = line.split("  ", 1)[1] if file.path.endswith(".md5sums") and "  " in line else line
+            if path.strip():
+                owned.add(path.strip().lstrip("/"))
+        return owned
 
     def parse(self, file: FileContent) -> list[Package]:
+        if file.path.endswith((".list", ".md5sums")):
+            return []  # ownership only; see owned_files
         try:
             text = file.read_bytes().decode("utf-8", "replace")
             paragraphs = list(Deb822.iter_paragraphs(text.splitlines(keepends=True)))

@@ -35,6 +35,22 @@ class RpmCataloger:
             raise ParseError(f"{file.path}: {err}") from err
 
 
+    def owned_files(self, file: FileContent) -> set[str]:
+        """Every file the installed packages own, as image paths (no leading slash)."""
+        owned: set[str] = set()
+        try:
+            for blob in _blobs(file):
+                header = Header(blob)
+                dirs = header.strings(tags.TAG_DIRNAMES)
+                indexes = header.int32s(tags.TAG_DIRINDEXES)
+                for base, index in zip(header.strings(tags.TAG_BASENAMES), indexes, strict=False):
+                    if index < len(dirs):
+                        owned.add((dirs[index] + base).lstrip("/"))
+        except ParseError as err:
+            raise ParseError(f"{file.path}: {err}") from err
+        return owned
+
+
 def _blobs(file: FileContent) -> Iterator[bytes]:
     filename = file.path.rsplit("/", 1)[-1]
     if filename == _SQLITE:

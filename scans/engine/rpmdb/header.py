@@ -21,9 +21,13 @@ TAG_LICENSE = 1014
 TAG_ARCH = 1022
 TAG_SOURCERPM = 1044
 TAG_MODULARITYLABEL = 5096
+TAG_DIRINDEXES = 1116
+TAG_BASENAMES = 1117
+TAG_DIRNAMES = 1118
 
 _TYPE_INT32 = 4
 _TYPE_STRING = 6
+_TYPE_STRING_ARRAY = 8
 _TYPE_I18NSTRING = 9  # one string per locale; the first is the untranslated one
 
 # rpm's own limits (HEADER_TAGS_MAX, HEADER_DATA_MAX): it refuses larger headers.
@@ -86,3 +90,30 @@ class Header:
             raise ParseError(f"header tag {tag} points outside the header's data")
         (value,) = _INT32.unpack_from(self._data, offset)
         return int(value)
+
+    def strings(self, tag: int) -> list[str]:
+        """The tag's string array (empty when the header lacks the tag)."""
+        entry = self._entries.get(tag)
+        if entry is None:
+            return []
+        type_, offset, count = entry
+        if type_ not in (_TYPE_STRING_ARRAY, _TYPE_STRING):
+            raise ParseError(f"header tag {tag} has type {type_}, not a string array")
+        values = []
+        for _ in range(count):
+            end = self._data.find(b"\0", offset)
+            if offset >= len(self._data) or end < 0:
+                raise ParseError(f"header tag {tag} points outside the header's data")
+            values.append(self._data[offset:end].decode("utf-8", "replace"))
+            offset = end + 1
+        return values
+
+    def int32s(self, tag: int) -> list[int]:
+        """The tag's 32-bit numbers (empty when the header lacks the tag)."""
+        entry = self._entries.get(tag)
+        if entry is None:
+            return []
+        type_, offset, count = entry
+        if type_ != _TYPE_INT32 or offset % 4 or offset + 4 * count > len(self._data):
+            raise ParseError(f"header tag {tag} is not an int32 array inside the header's data")
+        return [int(v) for v in struct.unpack_from(f">{count}I", self._data, offset)]
