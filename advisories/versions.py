@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 from univers import debian as univers_debian
 from univers import rpm as univers_rpm
 from univers import versions as uv
+from univers.nuget import InvalidNuGetVersion
 
 # univers is untyped; these typed names keep mypy --strict honest about what we get back
 _debian_compare: Callable[[Any, Any], int] = univers_debian.compare_versions
@@ -706,8 +707,9 @@ def parse(ecosystem: str, version: str) -> uv.Version:
         raise ValueError(f"{version!r} is not a {ecosystem} version")
     try:
         return cls(version)
-    except (ValueError, TypeError, LookupError, ArithmeticError, AttributeError) as exc:
+    except (ValueError, TypeError, LookupError, ArithmeticError, AttributeError, InvalidNuGetVersion) as exc:
         # univers raises InvalidVersion for most bad strings, but some parsers fail with their own errors
+        # (NuGet's InvalidNuGetVersion is a bare Exception: hypothesis found it with ":")
         raise ValueError(f"{version!r} is not a {ecosystem} version ({exc})") from None
 
 

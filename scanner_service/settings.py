@@ -132,6 +132,8 @@ VIGIL_OSV_ECOSYSTEMS = env.list(
     default=["PyPI", "npm", "Go", "Maven", "crates.io", "RubyGems", "NuGet", "Packagist", "Debian", "Alpine"],
 )
 VIGIL_MAX_BLOB_BYTES = env.int("VIGIL_MAX_BLOB_BYTES", default=8 << 30)
+# A report says the advisory database is stale when its newest successful sync is older than this.
+VIGIL_ADVISORY_MAX_AGE_HOURS = env.int("VIGIL_ADVISORY_MAX_AGE_HOURS", default=48)
 # Largest webhook body accepted; Distribution batches a few events per request.
 VIGIL_MAX_WEBHOOK_BYTES = env.int("VIGIL_MAX_WEBHOOK_BYTES", default=1 << 20)
 

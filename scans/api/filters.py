@@ -1,7 +1,7 @@
 import django_filters
 from django.db.models import OuterRef, QuerySet, Subquery
 
-from scans.models import Image, ScanJob
+from scans.models import Finding, Image, ScanJob
 
 
 class ImageFilter(django_filters.FilterSet):
@@ -28,3 +28,22 @@ class ScanJobFilter(django_filters.FilterSet):
     class Meta:
         model = ScanJob
         fields = ["state"]
+
+
+class FindingFilter(django_filters.FilterSet):
+    severity = django_filters.BaseInFilter(field_name="severity", help_text="Comma-separated: CRITICAL,HIGH")
+    fixable = django_filters.BooleanFilter(method="filter_fixable")
+    kev = django_filters.BooleanFilter(field_name="kev")
+    package = django_filters.CharFilter(field_name="package_name")
+    id = django_filters.CharFilter(method="filter_id", help_text="Any id of the vulnerability: CVE, GHSA, …")
+    state = django_filters.CharFilter(field_name="state")
+
+    class Meta:
+        model = Finding
+        fields = ["fix_state"]
+
+    def filter_fixable(self, queryset: QuerySet[Finding], name: str, value: bool) -> QuerySet[Finding]:
+        return queryset.exclude(fixed_versions=[]) if value else queryset.filter(fixed_versions=[])
+
+    def filter_id(self, queryset: QuerySet[Finding], name: str, value: str) -> QuerySet[Finding]:
+        return queryset.filter(ids_text__contains=f" {value.strip()} ")

@@ -1,8 +1,10 @@
 from urllib.parse import urlsplit
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from scans.models import Image, ImageLayer, Package, Registry, Repository, ScanJob
+from scans.models import Finding, Image, ImageLayer, Package, Registry, Repository, ScanJob
 
 
 class RegistrySerializer(serializers.ModelSerializer):
@@ -128,3 +130,54 @@ class PackageSerializer(serializers.ModelSerializer):
             "path",
             "layer",
         ]
+
+
+class FindingSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="vulnerability_id")
+    package = serializers.SerializerMethodField()
+    layer = serializers.SerializerMethodField()
+    kev = serializers.SerializerMethodField()
+    epss = serializers.SerializerMethodField()
+    cvss = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Finding
+        fields = [
+            "id", "aliases", "severity", "severity_source", "cvss", "fix_state", "fixed_versions", "package",
+            "layer", "title", "description", "references", "cwes", "kev", "epss", "evidence", "state", "suppression",
+        ]  # fmt: skip
+
+    def get_package(self, row: Finding) -> dict[str, str]:
+        return {"type": row.package_type, "name": row.package_name, "version": row.package_version,
+                "purl": row.purl, "path": row.path}  # fmt: skip
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_layer(self, row: Finding) -> dict[str, object] | None:
+        return {"index": row.layer_index, "digest": row.layer_digest} if row.layer_digest else None
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_kev(self, row: Finding) -> dict[str, object] | None:
+        return {"date_added": row.kev_date_added} if row.kev else None
+
+    def get_epss(self, row: Finding) -> dict[str, float] | None:
+        if row.epss_score is None:
+            return None
+        return {"score": row.epss_score, "percentile": row.epss_percentile or 0.0}
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_cvss(self, row: Finding) -> dict[str, object] | None:
+        return {"vector": row.cvss_vector, "score": row.cvss_score} if row.cvss_vector else None
+
+
+class ScanRequestSerializer(serializers.Serializer):
+    image = serializers.CharField(help_text="host[:port]/repository:tag or host[:port]/repository@sha256:…")
+    force = serializers.BooleanField(default=False, help_text="Scan again even if this digest was scanned")
+
+
+class DiffSerializer(serializers.Serializer):
+    repository = serializers.CharField()
+    from_image = serializers.CharField()
+    to_image = serializers.CharField()
+    new = FindingSerializer(many=True)
+    resolved = FindingSerializer(many=True)
+    unchanged = serializers.IntegerField(help_text="Findings present in both")

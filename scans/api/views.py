@@ -1,35 +1,88 @@
-from django.db.models import Count, Prefetch
+from django.db import transaction
+from django.db.models import Count, Prefetch, QuerySet
+from django.http import QueryDict
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
-from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from scans.api.filters import ImageFilter, ScanJobFilter
-from scans.api.renderers import CycloneDXRenderer, SpdxRenderer, VigilJsonRenderer
+from scans.api.filters import FindingFilter, ImageFilter, ScanJobFilter
+from scans.api.renderers import (
+    REPORT_FORMATS,
+    REPORT_RENDERERS,
+    CycloneDXRenderer,
+    ReportNegotiation,
+    SbomNegotiation,
+    SpdxRenderer,
+    VigilJsonRenderer,
+)
 from scans.api.serializers import (
+    DiffSerializer,
+    FindingSerializer,
     ImageSerializer,
     RegistrySerializer,
     RepositorySerializer,
     ScanJobSerializer,
+    ScanRequestSerializer,
 )
-from scans.models import Image, Registry, Repository, ScanJob, Tag
+from scans.choices import ScanState
+from scans.engine.findings import SEVERITIES
+from scans.engine.policy import gate
+from scans.models import Finding, Image, Registry, Repository, ScanJob, Tag
+from scans.services import scanning
+from scans.services.findings import diff_scans, latest_scan, report_from_scan
 from scans.services.inventory import analysis_from_image
+from scans.tasks import analyze_image
 
 SBOM_RENDERERS = [VigilJsonRenderer, CycloneDXRenderer, SpdxRenderer]
 
 
-class SbomNegotiation(DefaultContentNegotiation):
-    """DRF answers an unknown `?format=` with a bare "Not found."; say which formats exist."""
+REPORT_PARAMETERS = [
+    OpenApiParameter("severity", str, description="Comma-separated severities: CRITICAL,HIGH,MEDIUM,LOW,UNKNOWN"),
+    OpenApiParameter("fixable", bool, description="Only findings with (true) or without (false) a fixed version"),
+    OpenApiParameter("kev", bool, description="Only findings in (or not in) CISA's KEV catalog"),
+    OpenApiParameter("package", str, description="Package name"),
+    OpenApiParameter("id", str, description="Any id of the vulnerability (CVE, GHSA, ...)"),
+    OpenApiParameter("state", str, enum=["open", "suppressed"]),
+    OpenApiParameter(
+        "format", str, enum=["json", *REPORT_FORMATS], description="json (default, paginated) or a report"
+    ),
+]
 
-    def filter_renderers(self, renderers, format):  # type: ignore[no-untyped-def]
-        found = [renderer for renderer in renderers if renderer.format == format]
-        if not found:
-            raise NotFound(f"unknown SBOM format {format!r}; choose json, cyclonedx or spdx")
-        return found
+
+VERDICT_PARAMETERS = [
+    OpenApiParameter("severity", str, description="Severities that fail the gate, e.g. HIGH,CRITICAL"),
+    OpenApiParameter("ignore_unfixed", bool, description="Unfixed findings do not fail the gate"),
+]
+
+
+def verdict(job: ScanJob, params: QueryDict) -> dict[str, object]:
+    """The CI gate's answer for a finished scan, as `manage.py scan --severity … --exit-code 1` gives it."""
+    severities = {s.strip().upper() for s in params.get("severity", "").split(",") if s.strip()}
+    unknown = severities - set(SEVERITIES)
+    if unknown:
+        raise ValidationError({"severity": [f"unknown severity {', '.join(sorted(unknown))}"]})
+    ignore_unfixed = params.get("ignore_unfixed", "").lower() in ("1", "true", "yes")
+    failing = gate(report_from_scan(job), severities=severities, ignore_unfixed=ignore_unfixed)
+    return {
+        "passed": not failing,
+        "failing": len(failing),
+        "failing_ids": sorted({f.id for f in failing}),
+        "severity": sorted(severities),
+        "ignore_unfixed": ignore_unfixed,
+    }
+
+
+def severity_summary(rows: QuerySet[Finding]) -> dict[str, int]:
+    counts = dict(rows.values_list("severity").annotate(n=Count("id")).order_by())
+    summary = {severity: counts.get(severity, 0) for severity in SEVERITIES}
+    summary["total"] = sum(counts.values())
+    return summary
 
 
 class RegistryViewSet(viewsets.ModelViewSet):
@@ -44,9 +97,33 @@ class RepositoryViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class ScanJobViewSet(viewsets.ReadOnlyModelViewSet):
+    """Scan jobs; POST an image reference to scan it, then poll the job for its state and verdict."""
+
     queryset = ScanJob.objects.select_related("image")
     serializer_class = ScanJobSerializer
     filterset_class = ScanJobFilter
+
+    @extend_schema(request=ScanRequestSerializer, responses={202: ScanJobSerializer, 200: ScanJobSerializer})
+    def create(self, request: Request) -> Response:
+        body = ScanRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            job, created = scanning.request_scan(body.validated_data["image"], force=body.validated_data["force"])
+        except scanning.ScanRequestError as exc:
+            raise ValidationError({"image": [str(exc)]}) from None
+        if created:
+            transaction.on_commit(lambda: analyze_image.delay(job.id))
+        return Response(ScanJobSerializer(job).data, status=202 if created else 200)
+
+    @extend_schema(parameters=VERDICT_PARAMETERS, responses=ScanJobSerializer)
+    def retrieve(self, request: Request, pk: str | None = None) -> Response:
+        job = self.get_object()
+        data = ScanJobSerializer(job).data
+        if job.state == ScanState.DONE and job.matched_at is not None:
+            data["summary"] = severity_summary(job.findings.all())
+            if "severity" in request.query_params:
+                data["verdict"] = verdict(job, request.query_params)
+        return Response(data)
 
 
 class ImageViewSet(viewsets.ReadOnlyModelViewSet):
@@ -90,3 +167,80 @@ class ImageViewSet(viewsets.ReadOnlyModelViewSet):
     def sbom(self, request: Request, digest: str | None = None) -> Response:
         image = Image.objects.get(pk=self.get_object().pk)
         return Response(analysis_from_image(image))
+
+    @extend_schema(
+        summary="The image's vulnerability report (its latest scan), filtered, with a summary by severity",
+        parameters=REPORT_PARAMETERS,
+        responses={200: FindingSerializer(many=True)},
+        filters=False,
+    )
+    @action(
+        detail=True,
+        renderer_classes=[JSONRenderer, *REPORT_RENDERERS],
+        content_negotiation_class=ReportNegotiation,
+        filter_backends=[],
+    )
+    def report(self, request: Request, digest: str | None = None) -> Response:
+        image = self.get_object()
+        scan = latest_scan(image)
+        if scan is None:
+            raise NotFound(f"{image.digest} has no completed scan yet")
+        rows = FindingFilter(request.query_params, queryset=scan.findings.all()).qs
+        if request.accepted_renderer.format != "json":
+            return Response(report_from_scan(scan, list(rows)))
+        page = self.paginate_queryset(rows)
+        response = self.get_paginated_response(FindingSerializer(page, many=True).data)
+        response.data["summary"] = severity_summary(rows)
+        response.data["scan"] = {"id": scan.id, "finished_at": scan.finished_at, "matched_at": scan.matched_at,
+                                 "unsupported": scan.unsupported, "database": scan.database}  # fmt: skip
+        return response
+
+
+class RepositoryDiffView(APIView):
+    """New and resolved findings between two images of a repository (tags or digests)."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("from", str, required=True, description="Tag or digest of the older image"),
+            OpenApiParameter("to", str, required=True, description="Tag or digest of the newer image"),
+            OpenApiParameter("registry", str, description="Registry name, when several hold this repository"),
+        ],
+        responses=DiffSerializer,
+    )
+    def get(self, request: Request, name: str) -> Response:
+        repositories = Repository.objects.filter(name=name)
+        if request.query_params.get("registry"):
+            repositories = repositories.filter(registry__name=request.query_params["registry"])
+        repository = repositories.first()
+        if repository is None:
+            raise NotFound(f"no repository {name!r}")
+        scans = {}
+        for side in ("from", "to"):
+            value = request.query_params.get(side, "")
+            if not value:
+                raise ValidationError({side: ["give a tag or a digest"]})
+            image = _image_in(repository, value)
+            scan = latest_scan(image) if image else None
+            if scan is None:
+                raise NotFound(f"{name}: no scanned image for {side}={value}")
+            scans[side] = scan
+        buckets = diff_scans(scans["from"], scans["to"])
+        return Response(
+            DiffSerializer(
+                {
+                    "repository": repository.name,
+                    "from_image": scans["from"].image.digest,
+                    "to_image": scans["to"].image.digest,
+                    "new": buckets["new"],
+                    "resolved": buckets["resolved"],
+                    "unchanged": len(buckets["unchanged"]),
+                }
+            ).data
+        )
+
+
+def _image_in(repository: Repository, value: str) -> Image | None:
+    if value.startswith("sha256:"):
+        return Image.objects.filter(digest=value).first()
+    tag = repository.tags.select_related("image").filter(name=value).first()
+    return tag.image if tag else None

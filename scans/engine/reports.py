@@ -300,6 +300,8 @@ def to_json(report: Report) -> str:
             "suppressed": len(report.findings) - len(open_findings),
         },
         "findings": [_finding_json(f) for f in ordered(report.findings)],
+        # The inventory too: a CI job keeps one document that says what was checked.
+        "packages": [asdict(p) for p in report.analysis.packages],
     }
     return json.dumps(doc, indent=2, sort_keys=True, default=_json_default)
 

@@ -19,6 +19,9 @@ class ScanJob(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    matched_at = models.DateTimeField(null=True, blank=True, help_text="When findings were computed")
+    unsupported = models.TextField(blank=True, help_text="Why OS packages could not be checked, if they could not")
+    database = models.JSONField(default=dict, blank=True, help_text="The advisory database's state at matching time")
 
     class Meta:
         ordering = ["-created_at"]

@@ -12,12 +12,14 @@ import tempfile
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from advisories.findings import match_analysis
 from scans.choices import ImageKind, ScanState
 from scans.engine import manifests
 from scans.engine.analyzer import Analyzer
@@ -27,8 +29,10 @@ from scans.engine.layers import Limits
 from scans.engine.models import Analysis, Platform
 from scans.engine.registry.auth import Credentials
 from scans.engine.registry.client import RegistryClient
+from scans.engine.registry.reference import parse_reference
 from scans.engine.targets import pull_from_registry
 from scans.models import Image, Registry, Repository, ScanJob, Tag, TagEvent
+from scans.services.findings import store_report
 from scans.services.inventory import store_analysis
 
 log = logging.getLogger(__name__)
@@ -132,9 +136,15 @@ def run_scan(job_id: int) -> None:
         log.exception("scan job %s failed unexpectedly", job.id)
         fail_job(job.id, "internal error while analysing the image (details in the worker log)")
         return
-    with transaction.atomic():
-        store_analysis(job.image, analysis)
-        ScanJob.objects.filter(id=job.id).update(state=ScanState.DONE, reason="", finished_at=timezone.now())
+    try:
+        with transaction.atomic():
+            store_analysis(job.image, analysis)
+            # Findings come from the inventory just stored and the advisory database as it is now.
+            store_report(job, match_analysis(analysis))
+            ScanJob.objects.filter(id=job.id).update(state=ScanState.DONE, reason="", finished_at=timezone.now())
+    except Exception:
+        log.exception("scan job %s: storing or matching failed", job.id)
+        fail_job(job.id, "internal error while matching the inventory (details in the worker log)")
 
 
 def fail_job(job_id: int, reason: str) -> None:
@@ -172,3 +182,49 @@ def analyze_job(job: ScanJob) -> Analysis:
             display=f"{client.host}/{job.reference}",
         ) as source:
             return Analyzer(work, limits=limits()).run(source)
+
+
+class ScanRequestError(Exception):
+    """A scan request that cannot be served; the message is for the requester."""
+
+
+def registry_for_host(host: str) -> Registry | None:
+    """The configured registry serving `host` (host[:port]); Vigil fetches from no other."""
+    for registry in Registry.objects.all():
+        if urlsplit(registry.url).netloc == host:
+            return registry
+    return None
+
+
+def request_scan(text: str, *, force: bool = False) -> tuple[ScanJob, bool]:
+    """Queue a scan of a registry reference; returns the job and whether it is new.
+
+    The reference's registry must be configured: a request never makes
+    Vigil fetch from a registry an administrator did not register.
+    """
+    try:
+        ref = parse_reference(text)
+    except ValueError as exc:
+        raise ScanRequestError(str(exc)) from None
+    registry = registry_for_host(ref.registry)
+    if registry is None:
+        raise ScanRequestError(f"registry {ref.registry} is not configured in Vigil")
+    credentials = Credentials(registry.username, registry.password) if registry.username else None
+    try:
+        with RegistryClient(registry.url, credentials=credentials, insecure=registry.insecure) as client:
+            _, media_type, digest = client.get_manifest(ref.repository, ref.reference)
+    except (RegistryError, ValueError) as exc:
+        raise ScanRequestError(f"cannot resolve {text}: {exc}") from None
+    job = record_push(
+        registry, PushEvent(ref.repository, digest, ref.tag if not ref.digest else "", media_type), force=force
+    )
+    if job is not None:
+        return job, True
+    existing = ScanJob.objects.filter(image__digest=digest).order_by("-created_at", "-id").first()
+    if existing is None:  # analysed by the current catalogers but never through a job: scan it
+        image = Image.objects.get(digest=digest)
+        job = queue_scan(image, Repository.objects.get(registry=registry, name=ref.repository), force=True)
+        if job is None:
+            raise ScanRequestError(f"{digest} could not be queued")
+        return job, True
+    return existing, False

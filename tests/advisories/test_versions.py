@@ -726,3 +726,9 @@ def test_univers_rpm_equal_versions_hash_alike():
     assert len({uv.RpmVersion("1.0"), uv.RpmVersion("1.00")}) == 2
     assert len({parse("Red Hat", "1.0"), parse("Red Hat", "1.00"), parse("Red Hat", "0:1.0")}) == 1
     assert len({parse("Debian", "1.0"), parse("Debian", "1.00"), parse("Debian", "0:1.0-0")}) == 1
+
+
+def test_regression_nuget_parse_error_is_a_value_error():
+    # univers' InvalidNuGetVersion is not a ValueError; parse() must still raise ValueError.
+    with pytest.raises(ValueError, match="is not a NuGet version"):
+        parse("NuGet", ":")

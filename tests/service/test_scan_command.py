@@ -23,6 +23,9 @@ from tests.conftest import corpus_file
 from tests.support.images import F, oci_layout
 from tests.support.registry import RunningRegistry, skopeo_push, start_registry, tools_missing, write_multiarch_layout
 
+# The scan matches against the configured advisory database (empty here: reports list no findings).
+pytestmark = pytest.mark.django_db
+
 REPO = Path(__file__).resolve().parents[2]
 USER = ("scanner", "scanner-password")
 ALPINE311 = {"id": "alpine", "version_id": "3.11.13"}
@@ -98,9 +101,9 @@ def test_a_root_file_system_directory(tmp_path):
 
 def test_the_table_is_the_default_format():
     table = scan(str(corpus_file("alpine311.oci.tar")))
-    assert "OS:       Alpine Linux v3.11" in table
-    assert "Packages: 14" in table
-    assert table.splitlines()[6].split() == ["TYPE", "NAME", "VERSION", "ARCH", "SOURCE", "LAYER"]
+    assert "Alpine Linux v3.11" in table
+    assert "advisory database is empty" in table  # this test's database has no advisories: said, never silent
+    assert table.rstrip().splitlines()[-1] == "Total: 0 (CRITICAL: 0, HIGH: 0, MEDIUM: 0, LOW: 0, UNKNOWN: 0)"
 
 
 def test_cyclonedx_output_is_valid():
@@ -336,6 +339,6 @@ def test_an_unwritable_output_file_is_a_clear_error(tmp_path):
         str(corpus_file("alpine311.oci.tar")), "--output", str(tmp_path / "no" / "such" / "dir.json"), tmp_path=tmp_path
     )
     assert result.returncode == 2
-    assert result.stderr.splitlines() == [
+    assert result.stderr.splitlines()[-1] == (
         f"CommandError: cannot write the report to {tmp_path / 'no/such/dir.json'}: No such file or directory"
-    ]
+    )
