@@ -7,6 +7,16 @@ directories, and keeps the bytes of the few files that catalogers declared
 they need. Everything in a layer is untrusted: names are normalised inside
 the image root, links are resolved inside it, and sizes are bounded by
 `Limits`.
+
+Binaries (Go, Rust) can live at any path, so a path test cannot select them.
+When a cataloger asks for executables, a regular file with an executable
+bit that is not otherwise wanted has its first bytes read from the stream;
+if they are a binary's magic number the file is kept (those bytes and the
+rest), otherwise the rest is skipped. The layer is still read once. A
+distro image holds hundreds of binaries, few of them Go or Rust, so with
+an `inspect` callback each binary is handed over as soon as it is read and
+its bytes are dropped: only what the callback made of them stays, and
+neither memory nor the work dir grows with the binaries of an image.
 """
 
 from __future__ import annotations
@@ -27,13 +37,20 @@ from typing import BinaryIO, Protocol, cast
 import zstandard
 
 from scans.engine.errors import DigestMismatchError, HostileContentError, ImageFormatError
+from scans.engine.executables import SNIFF_BYTES, looks_like_binary
 from scans.engine.models import Layer
 from scans.engine.tarstream import Entry, TarFormatError, TarReader
 
 _READ = 1 << 20  # compressed bytes read at a time
 _OUT = 4 << 20  # most decompressed bytes produced per step, so a bomb cannot balloon memory
 _KEEP_IN_MEMORY = 4 << 20  # kept files larger than this spill to the work dir
+# Binaries are many (hundreds in a distro image). Kept until every layer is
+# applied, all but small ones go to disk; handed to `inspect` at once and
+# dropped, they are held in memory unless large.
+_KEEP_BINARY_IN_MEMORY = 64 << 10
+_INSPECT_IN_MEMORY = 16 << 20
 _MAX_LINK_HOPS = 40  # as Linux's MAXSYMLINKS
+_EXECUTABLE = 0o111  # any of the owner, group and other execute bits
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 
@@ -48,6 +65,9 @@ class Limits:
     max_entries: int = 1_000_000  # tar members in one layer
     max_file_bytes: int = 1 << 30  # one kept file
     max_kept_bytes: int = 4 << 30  # all kept files together
+    # One sniffed binary. A larger one is passed over with a warning, not
+    # failed on: a huge executable is no sign of a hostile image.
+    max_binary_bytes: int = 256 << 20
 
 
 # --------------------------------------------------------------------------
@@ -61,6 +81,8 @@ class KeptFile:
     path: str
     size: int
     layer: int
+    executable: bool = False  # kept by the binary sniff rather than by a cataloger's `wants`
+    inspection: object = None  # what LayerReader's `inspect` made of a binary before its bytes were dropped
     _data: bytes | None = None
     _disk: str | None = None
     _workdir: Path | None = None
@@ -74,6 +96,14 @@ class KeptFile:
         if self._data is not None:
             return io.BytesIO(self._data)
         return open(self.local_path(), "rb")  # noqa: SIM115 - the caller closes it
+
+    def release(self) -> None:
+        """Drop the bytes (memory and disk); the file can no longer be read."""
+        self._data = None
+        if self._disk is not None:
+            Path(self._disk).unlink(missing_ok=True)
+            self._disk = None
+        self._workdir = None
 
     def local_path(self) -> str:
         if self._disk is None:
@@ -544,6 +574,20 @@ class _Readable(Protocol):
     def read(self, n: int) -> bytes: ...
 
 
+class _Prefixed:
+    """A file's sniffed first bytes, then the rest of it from where the sniff stopped."""
+
+    def __init__(self, head: bytes, rest: _Readable) -> None:
+        self.head = head
+        self.rest = rest
+
+    def read(self, n: int) -> bytes:
+        if not self.head:
+            return self.rest.read(n)
+        out, self.head = self.head[:n], self.head[n:]
+        return out + self.rest.read(n - len(out)) if len(out) < n else out
+
+
 @dataclass
 class ReadStats:
     layers: int = 0
@@ -554,10 +598,25 @@ class ReadStats:
 
 
 class LayerReader:
-    """Applies layers bottom first and keeps the files `wants` selects."""
+    """Applies layers bottom first and keeps the files `wants` selects.
 
-    def __init__(self, wants: Callable[[str], bool], workdir: Path, limits: Limits | None = None) -> None:
+    With `wants_executable`, also the executables (path, size) it accepts
+    whose first bytes look like a binary (see the module docstring); with
+    `inspect` too, each such binary is passed to it when read, the result
+    stored in its `inspection`, and its bytes dropped.
+    """
+
+    def __init__(
+        self,
+        wants: Callable[[str], bool],
+        workdir: Path,
+        limits: Limits | None = None,
+        wants_executable: Callable[[str, int], bool] | None = None,
+        inspect: Callable[[KeptFile], object] | None = None,
+    ) -> None:
         self.wants = wants
+        self.wants_executable = wants_executable
+        self.inspect = inspect
         self.workdir = workdir
         self.limits = limits or Limits()
         self.tree = Tree()
@@ -625,11 +684,47 @@ class LayerReader:
             self.tree.add(path, node)
             if self.wants(path):
                 node.kept = self._keep(path, entry.size, layer, tar)
+            elif entry.mode & _EXECUTABLE and self._sniffs(path, entry.size):
+                node.kept = self._keep_binary(path, entry.size, layer, tar)
         else:
             # Devices and FIFOs are recorded by name only; nothing reads them.
             self.tree.add(path, Node(kind, layer))
 
-    def _keep(self, path: str, size: int, layer: int, src: _Readable, replace: bool = False) -> KeptFile:
+    def _sniffs(self, path: str, size: int) -> bool:
+        return self.wants_executable is not None and size >= SNIFF_BYTES and self.wants_executable(path, size)
+
+    def _keep_binary(self, path: str, size: int, layer: int, src: _Readable) -> KeptFile | None:
+        head = src.read(SNIFF_BYTES)
+        if not looks_like_binary(head):
+            return None  # a script or data file: the tar reader skips the rest
+        limits = self.limits
+        if size > limits.max_binary_bytes or self.stats.kept_bytes + size > limits.max_kept_bytes:
+            self.stats.warnings.append(
+                f"{path}: binary of {size} bytes not read (max_binary_bytes {limits.max_binary_bytes}, "
+                f"max_kept_bytes {limits.max_kept_bytes})"
+            )
+            return None
+        # Not recorded in the tree's history: a binary's packages belong to the
+        # layer that wrote it, and history entries make every deletion dearer.
+        in_memory = _KEEP_BINARY_IN_MEMORY if self.inspect is None else _INSPECT_IN_MEMORY
+        kept = self._keep(path, size, layer, _Prefixed(head, src), record=False, in_memory=in_memory)
+        kept.executable = True
+        if self.inspect is not None:
+            kept.inspection = self.inspect(kept)
+            kept.release()
+            self.stats.kept_bytes -= size
+        return kept
+
+    def _keep(
+        self,
+        path: str,
+        size: int,
+        layer: int,
+        src: _Readable,
+        replace: bool = False,
+        record: bool = True,
+        in_memory: int = _KEEP_IN_MEMORY,
+    ) -> KeptFile:
         limits = self.limits
         if size > limits.max_file_bytes:
             raise HostileContentError(
@@ -638,7 +733,7 @@ class LayerReader:
         if self.stats.kept_bytes + size > limits.max_kept_bytes:
             raise HostileContentError(f"files read from the image exceed {limits.max_kept_bytes} bytes (limit)")
         kept = KeptFile(path, size, layer, _workdir=self.workdir)
-        if size <= _KEEP_IN_MEMORY:
+        if size <= in_memory:
             kept._data = src.read(size)
             if len(kept._data) != size:
                 raise ImageFormatError(f"{path}: file data is truncated")
@@ -654,7 +749,7 @@ class LayerReader:
             versions[:] = [v for v in versions if v is None or v.layer != layer]
             versions.append(kept)
             versions.sort(key=lambda v: v.layer if v is not None else -1)
-        else:
+        elif record:
             self.tree.keep(kept)
         return kept
 
@@ -700,8 +795,15 @@ class LayerReader:
             self.tree.add(path, node)
             if self.wants(path):
                 node.kept = self._keep_from_disk(full, path, layer)
+            elif st.st_mode & _EXECUTABLE and self._sniffs(path, st.st_size):
+                node.kept = self._binary_from_disk(full, path, layer)
         else:
             self.tree.add(path, Node("other", layer))
+
+    def _binary_from_disk(self, full: str, path: str, layer: int) -> KeptFile | None:
+        fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as src:
+            return self._keep_binary(path, os.fstat(fd).st_size, layer, src)
 
     def _keep_from_disk(self, full: str, path: str, layer: int, replace: bool = False) -> KeptFile:
         fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW)

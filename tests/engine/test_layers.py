@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from scans.engine.analyzer import Analyzer
-from scans.engine.errors import AnalysisError, DigestMismatchError, HostileContentError, ImageFormatError
+from scans.engine.errors import AnalysisError, DigestMismatchError, HostileContentError, ImageFormatError, ParseError
 from scans.engine.layers import BlobSpec, LayerReader, Limits, normalize
-from scans.engine.models import Layer, Platform
+from scans.engine.models import Layer, Package, Platform
 from scans.engine.sources import open_local
 from tests.support.images import F, H, L, dev, layer_tar, oci_layout, sha256
 
@@ -332,3 +332,196 @@ def test_layer_that_does_not_match_the_config_diff_id(tmp_path):
     (tmp_path / "image" / "index.json").write_text(json.dumps(index))
     with pytest.raises(DigestMismatchError, match="diff_id"), open_local(str(layout), Platform()) as source:
         Analyzer(tmp_path).run(source)
+
+
+# -- binaries: executables sniffed by their first bytes --------------------------------------------------
+
+ELF = b"\x7fELF\x02\x01\x01" + bytes(57) + b"rest of the binary" * 100
+SCRIPT = b"#!/bin/sh\necho not a binary\n"
+
+
+def sniffing(tmp_path: Path, *layers: list, wants_executable=lambda p, s: True, **kwargs) -> LayerReader:
+    reader = LayerReader(lambda p: False, tmp_path, kwargs.pop("limits", None), wants_executable, **kwargs)
+    for index, entries in enumerate(layers):
+        reader.apply(spec_for(layer_tar(entries), index))
+    return reader
+
+
+def kept(reader: LayerReader) -> dict[str, bytes]:
+    return {path: node.kept.read_bytes() for path, node in reader.tree.walk() if node.kept is not None}
+
+
+def test_an_executable_binary_anywhere_is_kept_whole(tmp_path):
+    reader = sniffing(tmp_path, [F("opt/tools/anything", ELF, mode=0o755), F("after", "x", mode=0o644)])
+    assert kept(reader) == {"opt/tools/anything": ELF}
+    assert reader.tree.get("opt/tools/anything").kept.executable
+    assert reader.tree.get("after").size == 1  # the stream stayed aligned after the sniff
+
+
+@pytest.mark.parametrize(
+    "head", [b"MZ\x90\x00", b"\xcf\xfa\xed\xfe", b"\xfe\xed\xfa\xce", b"\xca\xfe\xba\xbe", b"\x7fELF"]
+)
+def test_pe_and_mach_o_are_binaries_too(tmp_path, head):
+    reader = sniffing(tmp_path, [F("bin/tool", head + b"x" * 100, mode=0o700)])
+    assert kept(reader) == {"bin/tool": head + b"x" * 100}
+
+
+@pytest.mark.parametrize(
+    ("data", "mode"),
+    [
+        (SCRIPT, 0o755),  # executable, but not a binary
+        (ELF, 0o644),  # a binary without an executable bit (a shared library, say)
+        (b"\x7fEL", 0o755),  # too short to tell
+        (b"", 0o755),
+    ],
+)
+def test_other_files_are_skipped_after_at_most_a_few_bytes(tmp_path, data, mode):
+    reader = sniffing(tmp_path, [F("usr/bin/x", data, mode=mode), F("usr/bin/y", ELF, mode=0o111)])
+    assert kept(reader) == {"usr/bin/y": ELF}
+
+
+def test_any_executable_bit_counts(tmp_path):
+    reader = sniffing(tmp_path, *[[F(f"bin/{oct(mode)}", ELF, mode=mode)] for mode in (0o100, 0o010, 0o001, 0o4750)])
+    assert set(kept(reader)) == {"bin/0o100", "bin/0o10", "bin/0o1", "bin/0o4750"}
+
+
+def test_wants_executable_decides_before_any_byte_is_read(tmp_path):
+    asked = []
+
+    def wants_executable(path: str, size: int) -> bool:
+        asked.append((path, size))
+        return path.startswith("usr/local/")
+
+    reader = sniffing(
+        tmp_path,
+        [F("usr/bin/cat", ELF, mode=0o755), F("usr/local/bin/tool", ELF, mode=0o755), F("etc/conf", "x")],
+        wants_executable=wants_executable,
+    )
+    assert kept(reader) == {"usr/local/bin/tool": ELF}
+    assert asked == [("usr/bin/cat", len(ELF)), ("usr/local/bin/tool", len(ELF))]  # never for non-executables
+
+
+def test_without_a_binary_cataloger_nothing_is_sniffed(tmp_path):
+    reader = LayerReader(lambda p: False, tmp_path)
+    reader.apply(spec_for(layer_tar([F("bin/tool", ELF, mode=0o755)])))
+    assert kept(reader) == {}
+
+
+def test_a_wanted_executable_is_kept_as_wanted_not_as_a_binary(tmp_path):
+    reader = LayerReader(lambda p: p == "bin/tool", tmp_path, None, lambda p, s: True)
+    reader.apply(spec_for(layer_tar([F("bin/tool", ELF, mode=0o755)])))
+    assert not reader.tree.get("bin/tool").kept.executable
+
+
+def test_binary_size_limit_skips_with_a_warning(tmp_path):
+    big = ELF + bytes(5000)
+    reader = sniffing(
+        tmp_path, [F("bin/big", big, mode=0o755), F("bin/small", ELF, mode=0o755)], limits=Limits(max_binary_bytes=4096)
+    )
+    assert kept(reader) == {"bin/small": ELF}
+    limits = f"max_binary_bytes 4096, max_kept_bytes {Limits().max_kept_bytes}"
+    assert reader.stats.warnings == [f"bin/big: binary of {len(big)} bytes not read ({limits})"]
+
+
+def test_binaries_over_the_kept_bytes_budget_are_skipped_not_failed(tmp_path):
+    reader = sniffing(
+        tmp_path,
+        [F("bin/a", ELF, mode=0o755), F("bin/b", ELF, mode=0o755)],
+        limits=Limits(max_kept_bytes=len(ELF) + 10),
+    )
+    assert set(kept(reader)) == {"bin/a"}
+    assert len(reader.stats.warnings) == 1
+
+
+def test_large_binaries_spill_to_the_work_dir(tmp_path):
+    big = ELF + bytes(200 << 10)
+    reader = sniffing(tmp_path, [F("bin/big", big, mode=0o755)])
+    node = reader.tree.get("bin/big")
+    assert node.kept._data is None
+    assert Path(node.kept.local_path()).parent == tmp_path
+    assert node.kept.read_bytes() == big
+
+
+def test_inspect_sees_the_bytes_which_are_then_dropped(tmp_path):
+    seen = {}
+
+    def inspect(file):
+        seen[file.path] = file.read_bytes()
+        return len(seen[file.path])
+
+    big = ELF + bytes(20 << 20)  # over the in-memory size: read from the work dir, which is cleaned
+    reader = sniffing(tmp_path, [F("bin/small", ELF, mode=0o755), F("bin/big", big, mode=0o755)], inspect=inspect)
+    assert seen == {"bin/small": ELF, "bin/big": big}
+    assert {p: n.kept.inspection for p, n in reader.tree.walk() if n.kept} == {
+        "bin/small": len(ELF),
+        "bin/big": len(big),
+    }
+    assert all(n.kept._data is None and n.kept._disk is None for _, n in reader.tree.walk() if n.kept)
+    assert list(tmp_path.iterdir()) == []
+    assert reader.stats.kept_bytes == 0
+
+
+def test_binaries_replaced_or_deleted_by_later_layers_are_gone(tmp_path):
+    reader = sniffing(
+        tmp_path,
+        [F("bin/a", ELF, mode=0o755), F("bin/b", ELF, mode=0o755), F("bin/c", ELF, mode=0o755)],
+        [F("bin/.wh.a"), F("bin/b", SCRIPT, mode=0o755)],
+    )
+    assert kept(reader) == {"bin/c": ELF}
+    assert reader.tree.history == {}  # binaries are not versioned like package databases
+
+
+def test_binaries_in_a_rootfs_directory(tmp_path):
+    root = tmp_path / "root"
+    (root / "usr/bin").mkdir(parents=True)
+    (root / "usr/bin/tool").write_bytes(ELF)
+    (root / "usr/bin/tool").chmod(0o755)
+    (root / "usr/bin/data").write_bytes(ELF)
+    (root / "usr/bin/data").chmod(0o644)
+    (root / "usr/bin/script").write_bytes(SCRIPT)
+    (root / "usr/bin/script").chmod(0o755)
+    (root / "usr/bin/link").symlink_to("tool")
+    work = tmp_path / "work"
+    work.mkdir()
+    reader = LayerReader(lambda p: False, work, None, lambda p, s: True)
+    reader.apply_directory(root, Layer(0, "", ""))
+    assert kept(reader) == {"usr/bin/tool": ELF}
+
+
+class _BinaryCataloger:
+    """Reports one package per ELF binary it is shown, named after the file."""
+
+    name = "fake-binaries"
+    version = 1
+
+    def wants(self, path: str) -> bool:
+        return False
+
+    def wants_executable(self, path: str, size: int) -> bool:
+        return not path.startswith("skip/")
+
+    def parse(self, file):
+        data = file.read_bytes()
+        if b"broken" in data:
+            raise ParseError(f"{file.path}: broken")
+        return [Package("generic", file.path.rsplit("/", 1)[-1], str(len(data)), path=file.path)]
+
+
+def test_analyzer_catalogues_binaries_of_the_final_tree_with_their_layer(tmp_path):
+    layout = oci_layout(
+        tmp_path / "image",
+        [
+            [F("bin/a", ELF, mode=0o755), F("bin/gone", ELF, mode=0o755), F("skip/c", ELF, mode=0o755)],
+            [F("bin/.wh.gone"), F("opt/b", ELF + b"!", mode=0o755), F("opt/bad", ELF + b"broken", mode=0o755),
+             L("bin/link", "../opt/b")],
+        ],
+    )  # fmt: skip
+    (tmp_path / "work").mkdir()
+    with open_local(str(layout), Platform()) as source:
+        analysis = Analyzer(tmp_path / "work", catalogers=[_BinaryCataloger()]).run(source)
+    assert [(p.name, p.version, p.path, p.layer.index) for p in analysis.packages] == [
+        ("a", str(len(ELF)), "bin/a", 0),
+        ("b", str(len(ELF) + 1), "opt/b", 1),
+    ]
+    assert analysis.warnings == ["fake-binaries: opt/bad: broken"]
+    assert list((tmp_path / "work").iterdir()) == []  # no binary left behind in the work dir

@@ -31,7 +31,8 @@ def test_cyclonedx_is_valid_1_6_with_one_component_per_package(debian):
     doc = json.loads(text)
     assert doc["specVersion"] == "1.6"
     libraries = [c for c in doc["components"] if c["type"] == "library"]
-    assert len(libraries) == len(debian.packages) == 88
+    assert len(libraries) == len(debian.packages)
+    assert sum(1 for p in debian.packages if p.type == "deb") == 88
     (os_component,) = [c for c in doc["components"] if c["type"] == "operating-system"]
     assert (os_component["name"], os_component["version"]) == ("debian", "12")
     libc = next(c for c in libraries if c["name"] == "libc6")
@@ -56,7 +57,7 @@ def test_spdx_is_valid_2_3(debian, tmp_path):
 def test_json_and_table(debian):
     doc = json.loads(sbom.to_json(debian))
     assert doc["schema"] == "vigil.analysis/v1"
-    assert len(doc["packages"]) == 88
+    assert len(doc["packages"]) == len(debian.packages)
     table = sbom.to_table(debian)
     assert "Debian GNU/Linux 12 (bookworm)" in table
     assert "libc6" in table

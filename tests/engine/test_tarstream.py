@@ -52,6 +52,7 @@ members = st.lists(
         st.sampled_from(list(_KINDS)),
         st.binary(max_size=1500),
         names,
+        st.sampled_from([0o644, 0o755, 0o4750, 0o600, 0o001]),
     ),
     max_size=12,
 )
@@ -62,9 +63,10 @@ members = st.lists(
 def test_same_entries_as_tarfile(items, fmt):
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w", format=fmt) as tar:
-        for name, kind, data, link in items:
+        for name, kind, data, link, mode in items:
             info = tarfile.TarInfo(name)
             info.type = kind
+            info.mode = mode
             if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE):
                 info.linkname = link
             if kind == tarfile.REGTYPE:
@@ -80,7 +82,8 @@ def test_same_entries_as_tarfile(items, fmt):
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         for m in tar:
             content = tar.extractfile(m).read() if m.isreg() else b""
-            expected.append((Entry(m.name, _KINDS[m.type], m.size if m.isreg() else 0, m.linkname), content))
+            mode = m.mode if m.isreg() else 0
+            expected.append((Entry(m.name, _KINDS[m.type], m.size if m.isreg() else 0, m.linkname, mode), content))
     assert ours(data) == expected
 
 

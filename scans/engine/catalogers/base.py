@@ -5,11 +5,16 @@ A cataloger declares the files it needs before any layer is opened
 files. It then turns one such file into packages (`parse`). The reader calls
 `wants` for every path of every layer, so it must be cheap: a set lookup or a
 few string tests.
+
+Binaries carry no tell-tale path, so a cataloger of binaries also declares
+`wants_executable(path, size)`: the reader then keeps the executables it
+accepts whose first bytes are a binary's magic number, and `parse` gets
+those too.
 """
 
 from __future__ import annotations
 
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from scans.engine.models import Package
 
@@ -39,4 +44,13 @@ class Cataloger(Protocol):
 
     def parse(self, file: FileContent) -> list[Package]:
         """Packages recorded in `file`. Raises ParseError when it is malformed."""
+        ...
+
+
+@runtime_checkable
+class ExecutableCataloger(Cataloger, Protocol):
+    """A cataloger that also reads binaries found anywhere in the image."""
+
+    def wants_executable(self, path: str, size: int) -> bool:
+        """Whether to keep a regular file with an executable bit at `path`; called before its bytes are read."""
         ...

@@ -34,7 +34,6 @@ class RpmCataloger:
         except ParseError as err:
             raise ParseError(f"{file.path}: {err}") from err
 
-
     def owned_files(self, file: FileContent) -> set[str]:
         """Every file the installed packages own, as image paths (no leading slash)."""
         owned: set[str] = set()
