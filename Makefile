@@ -44,6 +44,8 @@ lint: venv
 bench: venv
 	$(PY) bench/analysis.py
 	$(PY) bench/advisories.py
+	$(PY) bench/matching.py
+	$(PY) bench/scan.py
 
 clean:
 	rm -rf $(VENV) vigil.sqlite3

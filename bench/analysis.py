@@ -3,7 +3,8 @@
 The floor is reading and decompressing every layer blob of the same image
 once (zlib, 1 MiB steps, one thread), measured in the same run. Analysis is
 the engine's full work on that image: layers read and applied, files kept,
-distro detected, packages catalogued. Each figure is the best of --repeat
+distro detected, packages catalogued; measured with the OS catalogers only
+and with every cataloger, so the cost of the language catalogers shows too. Each figure is the best of --repeat
 runs; peak RSS is measured in a fresh process per image.
 
     .venv/bin/python bench/analysis.py [--large PATH] [--repeat N]
@@ -29,6 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from scans.engine.analyzer import Analyzer  # noqa: E402
+from scans.engine.catalogers import os_catalogers  # noqa: E402
+from scans.engine.catalogers.base import Cataloger  # noqa: E402
 from scans.engine.models import Platform  # noqa: E402
 from scans.engine.sources import open_local  # noqa: E402
 
@@ -54,10 +57,10 @@ def floor(archive: Path) -> float:
     return time.perf_counter() - start
 
 
-def analyse(archive: Path) -> tuple[float, int]:
+def analyse(archive: Path, catalogers: tuple[Cataloger, ...] | None = None) -> tuple[float, int]:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as work, open_local(str(archive), Platform()) as source:
-        packages = len(Analyzer(Path(work)).run(source).packages)
+        packages = len(Analyzer(Path(work), catalogers=catalogers).run(source).packages)
     return time.perf_counter() - start, packages
 
 
@@ -69,19 +72,25 @@ def peak_rss_mb(archive: Path) -> float:
 
 
 def measure(archive: Path, repeat: int) -> dict[str, object]:
-    floors, runs = [], []
-    packages = 0
-    for _ in range(repeat):  # interleaved, so both see the same machine load
+    floors, os_runs, runs = [], [], []
+    packages = os_packages = 0
+    for _ in range(repeat):  # interleaved, so all three see the same machine load
         floors.append(floor(archive))
+        seconds, os_packages = analyse(archive, os_catalogers())
+        os_runs.append(seconds)
         seconds, packages = analyse(archive)
         runs.append(seconds)
-    best_floor, best = min(floors), min(runs)
+    best_floor, best_os, best = min(floors), min(os_runs), min(runs)
     return {
         "image": archive.name,
+        "os_packages": os_packages,
         "packages": packages,
         "floor_s": round(best_floor, 3),
+        "os_only_s": round(best_os, 3),
+        "os_only_ratio": round(best_os / best_floor, 2),
         "analysis_s": round(best, 3),
         "ratio": round(best / best_floor, 2),
+        "language_overhead": round(best / best_os - 1, 3),
         "peak_rss_mb": round(peak_rss_mb(archive), 1),
     }
 
@@ -102,10 +111,11 @@ def main() -> None:
     else:
         print(f"# {args.large} not found: build it with sudo {CORPUS / 'make-debian-large.sh'} {args.large}")  # noqa: T201
     results = [measure(image, args.repeat) for image in images]
-    print(f"{'image':32} {'pkgs':>5} {'floor s':>8} {'analysis s':>10} {'ratio':>6} {'peak RSS MB':>12}")  # noqa: T201
+    columns = ("image", "os_packages", "packages", "floor_s", "os_only_s", "os_only_ratio", "analysis_s", "ratio",
+               "language_overhead", "peak_rss_mb")  # fmt: skip
+    print("  ".join(columns))  # noqa: T201
     for r in results:
-        row = (r["image"], r["packages"], r["floor_s"], r["analysis_s"], r["ratio"], r["peak_rss_mb"])
-        print("{:32} {:>5} {:>8} {:>10} {:>6} {:>12}".format(*row))  # noqa: T201
+        print("  ".join(str(r[c]) for c in columns))  # noqa: T201
     out = REPO / "bench" / "out"
     out.mkdir(exist_ok=True)
     (out / "analysis.json").write_text(json.dumps(results, indent=2) + "\n")
