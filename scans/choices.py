@@ -15,6 +15,7 @@ class ImageKind(models.TextChoices):
     MANIFEST = "manifest"
     INDEX = "index"
     ARCHIVE = "archive"
+    SBOM = "sbom"  # an uploaded SBOM: its digest is the document's
 
 
 class Severity(models.TextChoices):

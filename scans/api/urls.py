@@ -14,5 +14,6 @@ router.register("scans", views.ScanJobViewSet)
 urlpatterns = [
     # Repository names hold slashes, so the diff has its own route ahead of the router's.
     re_path(r"^repositories/(?P<name>.+)/diff/?$", views.RepositoryDiffView.as_view(), name="repository-diff"),
+    re_path(r"^sboms/?$", views.SbomUploadView.as_view(), name="sbom-upload"),
     *router.urls,
 ]

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from scans.api.filters import FindingFilter, ImageFilter, ScanJobFilter
+from scans.api.parsers import RawDocumentParser
 from scans.api.renderers import (
     REPORT_FORMATS,
     REPORT_RENDERERS,
@@ -37,6 +38,7 @@ from scans.models import Finding, Image, Registry, Repository, ScanJob, Tag
 from scans.services import scanning
 from scans.services.findings import diff_scans, latest_scan, report_from_scan
 from scans.services.inventory import analysis_from_image
+from scans.services.sboms import scan_sbom
 from scans.tasks import analyze_image
 
 SBOM_RENDERERS = [VigilJsonRenderer, CycloneDXRenderer, SpdxRenderer]
@@ -244,3 +246,27 @@ def _image_in(repository: Repository, value: str) -> Image | None:
         return Image.objects.filter(digest=value).first()
     tag = repository.tags.select_related("image").filter(name=value).first()
     return tag.image if tag else None
+
+
+class SbomUploadView(APIView):
+    """Scan an existing SBOM: its packages are matched like an image's."""
+
+    parser_classes = [RawDocumentParser]
+
+    @extend_schema(
+        request={
+            "application/vnd.cyclonedx+json": OpenApiTypes.OBJECT,
+            "application/spdx+json": OpenApiTypes.OBJECT,
+            "application/json": OpenApiTypes.OBJECT,
+        },  # fmt: skip
+        responses={201: ScanJobSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        try:
+            job = scan_sbom(request.data)
+        except ValueError as exc:
+            raise ValidationError({"sbom": [str(exc)]}) from None
+        data = ScanJobSerializer(job).data
+        data["summary"] = severity_summary(job.findings.all())
+        data["report"] = f"/api/v1/images/{job.image.digest}/report"
+        return Response(data, status=201)

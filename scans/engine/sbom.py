@@ -102,6 +102,36 @@ def _licenses(factory: LicenseFactory, texts: tuple[str, ...]) -> list[Any]:
     return [factory.make_with_name(text) for text in texts]
 
 
+def _purl_key(text: str, with_version: bool) -> str:
+    purl = PackageURL.from_string(text)
+    return f"{purl.type}/{purl.namespace or ''}/{purl.name}" + (f"@{purl.version}" if with_version else "")
+
+
+def _register_graph(bom: Bom, by_package: list[tuple[Package, Component]]) -> None:
+    """Package -> dependency edges where the source gave a graph (lockfiles, installed trees).
+
+    A dependency named without a version (Python's Requires-Dist) points at
+    the installed package of that name, when there is one.
+    """
+    exact: dict[str, Component] = {}
+    loose: dict[str, Component] = {}
+    for package, component in by_package:
+        if package.purl:
+            exact.setdefault(_purl_key(package.purl, True), component)
+            loose.setdefault(_purl_key(package.purl, False), component)
+    for package, component in by_package:
+        targets = []
+        for dependency in package.dependencies:
+            try:
+                found = exact.get(_purl_key(dependency, True)) or loose.get(_purl_key(dependency, False))
+            except ValueError:
+                continue
+            if found is not None and found is not component:
+                targets.append(found)
+        if targets:
+            bom.register_dependency(component, targets)
+
+
 def to_cyclonedx(analysis: Analysis) -> str:
     """CycloneDX 1.6 JSON."""
     licenses = LicenseFactory()
@@ -126,21 +156,27 @@ def to_cyclonedx(analysis: Analysis) -> str:
             bom_ref=f"os:{analysis.distro.id}@{analysis.distro.version_id}",
         )
         components.append(os_component)
+    by_package: list[tuple[Package, Component]] = []
     for package, ref in _unique_refs(analysis.packages):
-        components.append(
-            Component(
-                type=ComponentType.LIBRARY,
-                name=package.name,
-                version=package.version,
-                bom_ref=ref,
-                purl=PackageURL.from_string(package.purl) if package.purl else None,
-                licenses=_licenses(licenses, package.licenses),
-                properties=[Property(name=k, value=v) for k, v in package_properties(package)],
-            )
+        purl = PackageURL.from_string(package.purl) if package.purl else None
+        # Maven's groupId, npm's scope and a Go module's host path are CycloneDX's `group`.
+        group = purl.namespace if purl is not None and package.type not in ("deb", "apk", "rpm") else None
+        component = Component(
+            type=ComponentType.LIBRARY,
+            group=group,
+            name=purl.name if group and purl is not None else package.name,
+            version=package.version or None,
+            bom_ref=ref,
+            purl=purl,
+            licenses=_licenses(licenses, package.licenses),
+            properties=[Property(name=k, value=v) for k, v in package_properties(package)],
         )
+        components.append(component)
+        by_package.append((package, component))
     for component in components:
         bom.components.add(component)
     bom.register_dependency(image, components)
+    _register_graph(bom, by_package)
     return JsonV1Dot6(bom).output_as_string(indent=2)
 
 
@@ -316,14 +352,21 @@ def _from_cyclonedx(doc: dict[str, Any], name: str) -> Analysis:
 def _from_spdx(doc: dict[str, Any], name: str) -> Analysis:
     packages = []
     for item in doc.get("packages") or []:
-        refs = item.get("externalRefs") if isinstance(item, dict) else None
-        for ref in refs or []:
+        if not isinstance(item, dict):
+            continue
+        # Vigil writes its properties into the package comment ("key=value; ..."): read them back.
+        props = dict(
+            part.split("=", 1)
+            for part in str(item.get("comment") or "").split("; ")
+            if part.startswith("vigil:") and "=" in part
+        )
+        for ref in item.get("externalRefs") or []:
             if (
                 isinstance(ref, dict)
                 and ref.get("referenceType") == "purl"
                 and isinstance(ref.get("referenceLocator"), str)
             ):
-                package = _package_from_purl(ref["referenceLocator"], {}, name)
+                package = _package_from_purl(ref["referenceLocator"], props, name)
                 if package is not None:
                     packages.append(package)
     return Analysis(ImageMeta(reference=name, media_type="spdx"), _distro_from_purls(packages), packages)

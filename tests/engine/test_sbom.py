@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from spdx_tools.spdx.parser.json import json_parser
 from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
 
@@ -76,3 +79,65 @@ def test_a_licence_expression_beside_other_licences_is_still_valid_cyclonedx(deb
         debian, packages=[dataclasses.replace(debian.packages[0], licenses=("GPL-2.0-or-later AND MIT", "BSD"))]
     )
     assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(sbom.to_cyclonedx(mixed)) is None
+
+
+def test_cyclonedx_carries_the_dependency_graph_of_the_node_app(debian):
+    doc = json.loads(sbom.to_cyclonedx(debian))
+    refs = {c["bom-ref"]: c for c in doc["components"]}
+    edges = {d["ref"]: set(d.get("dependsOn", [])) for d in doc["dependencies"]}
+    express = next(ref for ref, c in refs.items() if c.get("purl", "").startswith("pkg:npm/express@"))
+    assert {refs[r]["name"] for r in edges[express]} >= {"body-parser", "cookie", "qs"}
+    jackson = next(c for c in doc["components"] if c["name"] == "jackson-databind")
+    assert jackson["group"] == "com.fasterxml.jackson.core"
+
+
+@pytest.mark.parametrize("writer", [sbom.to_cyclonedx, sbom.to_spdx])
+def test_sboms_read_back_give_the_same_packages(debian, writer, tmp_path):
+    path = tmp_path / "sbom.json"
+    path.write_text(writer(debian))
+    again = sbom.read_sbom(path)
+    assert sorted(p.purl for p in again.packages if p.version) == sorted(p.purl for p in debian.packages if p.version)
+    assert (again.distro.id, again.distro.version_id) == ("debian", "12")
+    libc = next(p for p in again.packages if p.name == "libc6")
+    assert libc.source_name == "glibc"
+
+
+_leaves = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=30), st.just("CycloneDX"),
+                   st.just("pkg:deb/debian/a@1?distro=debian-12"), st.just("SPDX-2.3"))  # fmt: skip
+json_documents = st.recursive(
+    _leaves,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "bomFormat",
+                    "components",
+                    "purl",
+                    "spdxVersion",
+                    "packages",
+                    "externalRefs",
+                    "referenceType",
+                    "referenceLocator",
+                    "type",
+                    "name",
+                    "version",
+                    "properties",
+                    "comment",
+                ]
+            ),
+            inner,
+            max_size=6,
+        )
+    ),  # fmt: skip
+    max_leaves=25,
+)
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.binary(max_size=300), json_documents.map(lambda d: json.dumps(d).encode())))
+def test_read_sbom_fails_only_with_value_error(tmp_path, data):
+    path = tmp_path / "garbage.json"
+    path.write_bytes(data)
+    with contextlib.suppress(ValueError):
+        sbom.read_sbom(path)

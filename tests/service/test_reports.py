@@ -218,3 +218,43 @@ def test_empty_database_is_said_clearly(tmp_path):
     result = run_scan(str(corpus_file("alpine311.oci.tar")), cwd=tmp_path, env_db=url)
     assert result.returncode == 0
     assert "advisory database is empty" in result.stderr
+
+
+def test_an_uploaded_sbom_is_matched_like_an_image(alpine_feed, api, tmp_path):
+    from scans.engine import sbom as sbom_module
+
+    analysis = scan(str(corpus_file("alpine37.oci.tar")), workdir=tmp_path)
+    document = sbom_module.to_cyclonedx(analysis).encode()
+    response = api.post("/api/v1/sboms", document, content_type="application/vnd.cyclonedx+json")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    report = api.get(body["report"] + "?limit=100").json()
+    found = {(r["package"]["name"], r["id"]) for r in report["results"]}
+    assert ("musl", "CVE-2019-14697") in found
+    assert body["summary"]["total"] == report["count"]
+    spdx = api.post("/api/v1/sboms", sbom_module.to_spdx(analysis).encode(), content_type="application/spdx+json")
+    assert spdx.status_code == 201
+    assert spdx.json()["summary"]["total"] == report["count"]
+    bad = api.post("/api/v1/sboms", b"{not json", content_type="application/json")
+    assert bad.status_code == 400
+    assert "not JSON" in bad.json()["sbom"][0]
+
+
+def test_scan_an_sbom_and_a_source_tree(cli_db, tmp_path):
+    from scans.engine import sbom as sbom_module
+
+    analysis = scan(str(corpus_file("alpine37.oci.tar")), workdir=tmp_path)
+    document = tmp_path / "alpine37.cdx.json"
+    document.write_text(sbom_module.to_cyclonedx(analysis))
+    result = run_scan("--sbom", str(document), "--format", "json", cwd=tmp_path, env_db=cli_db)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert {(f["package"]["name"], f["id"]) for f in report["findings"]} >= {("musl", "CVE-2019-14697")}
+
+    tree = tmp_path / "project"
+    tree.mkdir()
+    (tree / "requirements.txt").write_text("Django==3.2\nrequests==2.25.0  # pinned\nflask>=1.0\n")
+    result = run_scan("--fs", str(tree), "--format", "json", cwd=tmp_path, env_db=cli_db)
+    assert result.returncode == 0, result.stderr
+    packages = {(p["name"], p["version"]) for p in json.loads(result.stdout)["packages"]}
+    assert packages == {("Django", "3.2"), ("requests", "2.25.0")}  # only == pins are packages
