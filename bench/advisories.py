@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -21,36 +20,22 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 FEEDS = REPO.parent / "shared" / "feeds"
 sys.path.insert(0, str(REPO))
-DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/vigil_bench")
-os.environ["DATABASE_URL"] = DATABASE_URL
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scanner_service.settings")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import scratch_db  # noqa: E402
 
 FEED_FILES = [FEEDS / "osv-pypi/pypa-advisory-database-vulns.tar.gz", FEEDS / "osv-go/all.zip"]
-
-
-def _create_database() -> None:
-    import psycopg
-
-    name = DATABASE_URL.rsplit("/", 1)[1]
-    with psycopg.connect(DATABASE_URL.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    _create_database()
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    scratch_db.setup("BENCH_DATABASE_URL", "vigil_bench")
 
     from advisories.models import Advisory, FeedSync
     from advisories.sync import sync_feed
 
-    call_command("migrate", verbosity=0)
     first_runs, records = [], 0
     for _ in range(args.repeat):
         Advisory.objects.all().delete()

@@ -34,9 +34,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 sys.path.insert(0, str(REPO))
-DATABASE_URL = os.environ.get("BENCH_MATCHING_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/vigil_bench_matching")
-os.environ["DATABASE_URL"] = DATABASE_URL
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scanner_service.settings")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import scratch_db  # noqa: E402
 
 FEEDS = [
     ("osv", "osv-pypi/pypa-advisory-database-vulns.tar.gz"),
@@ -57,15 +57,6 @@ README_LANGUAGE = [
     ("maven", "com.fasterxml.jackson.core:jackson-databind", "2.9.8"), ("maven", "log4j:log4j", "1.2.17"),
     ("maven", "org.yaml:snakeyaml", "1.23"), ("maven", "commons-beanutils:commons-beanutils", "1.9.3"),
 ]  # fmt: skip
-
-
-def _create_database() -> None:
-    import psycopg
-
-    name = DATABASE_URL.rsplit("/", 1)[1]
-    with psycopg.connect(DATABASE_URL.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def _sync() -> None:
@@ -123,11 +114,7 @@ def main() -> None:
     parser.add_argument("--packages", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    _create_database()
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    scratch_db.setup("BENCH_MATCHING_DATABASE_URL", "vigil_bench_matching")
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -135,7 +122,6 @@ def main() -> None:
     from advisories.findings import match_analysis
     from advisories.models import Advisory, Affected
 
-    call_command("migrate", verbosity=0)
     print("syncing feeds:", file=sys.stderr)
     _sync()
     inventories = sbom(args.packages)

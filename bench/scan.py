@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -24,9 +23,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 sys.path.insert(0, str(REPO))
-DATABASE_URL = os.environ.get("BENCH_SCAN_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/vigil_bench_matching")
-os.environ["DATABASE_URL"] = DATABASE_URL
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scanner_service.settings")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import scratch_db  # noqa: E402
 
 FEEDS = [
     ("osv", "feeds/osv-pypi/pypa-advisory-database-vulns.tar.gz"),
@@ -38,30 +37,16 @@ FEEDS = [
 ]
 
 
-def _create_database() -> None:
-    import psycopg
-
-    name = DATABASE_URL.rsplit("/", 1)[1]
-    with psycopg.connect(DATABASE_URL.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    _create_database()
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    scratch_db.setup("BENCH_SCAN_DATABASE_URL", "vigil_bench_matching")
 
     from advisories.findings import match_analysis
     from advisories.sync import sync_feed
     from scans.engine.targets import scan
 
-    call_command("migrate", verbosity=0)
     for source, path in FEEDS:
         run = sync_feed(source, str(SHARED / path))
         assert run.state in ("succeeded", "unchanged"), run.error
