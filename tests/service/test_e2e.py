@@ -126,6 +126,11 @@ def run_push_to_report(tmp_path, live_server, worker_log, *, creds=None) -> None
         assert served == local
         assert len(served) == 14
 
+        # The worker matched the stored inventory too: the report answers (empty database, said so).
+        report = session.get(f"{live_server.url}/api/v1/images/{digest}/report", timeout=10)
+        assert report.status_code == 200, report.text
+        assert report.json()["scan"]["database"]["empty"] is True
+
         # The same digest pushed again under another tag: the tag is recorded, no second scan.
         skopeo_push(f"docker-archive:{archive}", f"{registry.host}/corpus/alpine311:latest", creds=creds)
         wait_for(lambda: Tag.objects.filter(name="latest", image__digest=digest).exists(), 30, "the second push")
