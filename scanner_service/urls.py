@@ -9,5 +9,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/", include("scans.api.urls")),
     path("api/v1/", include("advisories.api.urls")),
+    path("api/v1/", include("accounts.api.urls")),
     path("webhooks/distribution/", distribution_webhook, name="webhook-distribution"),
+    path("", include("scans.harbor.urls")),  # Harbor's webhook and the Scanner Adapter API
 ]

@@ -15,3 +15,12 @@ os.environ.setdefault("VIGIL_WORK_DIR", os.path.join(tempfile.gettempdir(), "vig
 from scanner_service.settings import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast test users
+
+# Rate limits count in this process's memory, never in a developer's Redis. The rates are production's
+# only in tests/service/test_auth.py (which sets low ones); elsewhere hypothesis posts hundreds of webhooks
+# a minute to one registry, which production would rightly refuse.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+REST_FRAMEWORK = {
+    **REST_FRAMEWORK,  # noqa: F405
+    "DEFAULT_THROTTLE_RATES": {scope: "100000/min" for scope in REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]},  # noqa: F405
+}

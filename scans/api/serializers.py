@@ -54,7 +54,10 @@ class ScanJobSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ScanJob
-        fields = ["id", "image", "reference", "state", "reason", "attempts", "created_at", "started_at", "finished_at"]
+        fields = [
+            "id", "image", "reference", "state", "reason", "failure", "attempts", "lost_workers", "image_size",
+            "time_limit", "lease_expires_at", "created_at", "started_at", "finished_at",
+        ]  # fmt: skip
 
 
 class TagSerializer(serializers.Serializer):
@@ -181,3 +184,28 @@ class DiffSerializer(serializers.Serializer):
     new = FindingSerializer(many=True)
     resolved = FindingSerializer(many=True)
     unchanged = serializers.IntegerField(help_text="Findings present in both")
+
+
+class JobCountsSerializer(serializers.Serializer):
+    queued = serializers.IntegerField()
+    running = serializers.IntegerField()
+    done = serializers.IntegerField()
+    failed = serializers.IntegerField()
+
+
+class RegistryQueueSerializer(serializers.Serializer):
+    registry = serializers.CharField()
+    jobs = JobCountsSerializer()
+    limit = serializers.IntegerField(help_text="Scans pulling from it at once; 0 is no limit")
+    running_slots = serializers.IntegerField(allow_null=True, help_text="Slots taken now (null without Redis)")
+
+
+class QueueSerializer(serializers.Serializer):
+    """Scan jobs by state, overall and per registry, and the broker's backlog."""
+
+    jobs = JobCountsSerializer()
+    registries = RegistryQueueSerializer(many=True)
+    without_registry = JobCountsSerializer(help_text="Uploaded SBOMs and jobs of deleted repositories")
+    broker = serializers.DictField(
+        child=serializers.IntegerField(), allow_null=True, help_text="Messages waiting per Celery queue (Redis LLEN)"
+    )

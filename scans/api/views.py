@@ -2,8 +2,8 @@ from django.db import transaction
 from django.db.models import Count, Prefetch, QuerySet
 from django.http import QueryDict
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import permissions, viewsets
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.renderers import JSONRenderer
@@ -11,6 +11,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.permissions import CanSubmitScans, IsAdmin
+from accounts.throttles import ScanSubmissionThrottle
 from scans.api.filters import FindingFilter, ImageFilter, ScanJobFilter
 from scans.api.parsers import RawDocumentParser
 from scans.api.renderers import (
@@ -26,16 +28,18 @@ from scans.api.serializers import (
     DiffSerializer,
     FindingSerializer,
     ImageSerializer,
+    QueueSerializer,
     RegistrySerializer,
     RepositorySerializer,
     ScanJobSerializer,
     ScanRequestSerializer,
 )
-from scans.choices import ScanState
+from scans.choices import FindingState, ScanState
 from scans.engine.findings import SEVERITIES
 from scans.engine.policy import gate
 from scans.models import Finding, Image, Registry, Repository, ScanJob, Tag
 from scans.services import scanning
+from scans.services.backpressure import queue_overview
 from scans.services.findings import diff_scans, latest_scan, report_from_scan
 from scans.services.inventory import analysis_from_image
 from scans.services.sboms import scan_sbom
@@ -50,7 +54,7 @@ REPORT_PARAMETERS = [
     OpenApiParameter("kev", bool, description="Only findings in (or not in) CISA's KEV catalog"),
     OpenApiParameter("package", str, description="Package name"),
     OpenApiParameter("id", str, description="Any id of the vulnerability (CVE, GHSA, ...)"),
-    OpenApiParameter("state", str, enum=["open", "suppressed"]),
+    OpenApiParameter("state", str, enum=FindingState.values),
     OpenApiParameter(
         "format", str, enum=["json", *REPORT_FORMATS], description="json (default, paginated) or a report"
     ),
@@ -90,7 +94,7 @@ def severity_summary(rows: QuerySet[Finding]) -> dict[str, int]:
 class RegistryViewSet(viewsets.ModelViewSet):
     queryset = Registry.objects.order_by("name")
     serializer_class = RegistrySerializer
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [IsAdmin]
 
 
 class RepositoryViewSet(viewsets.ReadOnlyModelViewSet):
@@ -104,6 +108,8 @@ class ScanJobViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = ScanJob.objects.select_related("image")
     serializer_class = ScanJobSerializer
     filterset_class = ScanJobFilter
+    permission_classes = [CanSubmitScans]
+    throttle_classes = [ScanSubmissionThrottle]
 
     @extend_schema(request=ScanRequestSerializer, responses={202: ScanJobSerializer, 200: ScanJobSerializer})
     def create(self, request: Request) -> Response:
@@ -116,6 +122,27 @@ class ScanJobViewSet(viewsets.ReadOnlyModelViewSet):
         if created:
             transaction.on_commit(lambda: analyze_image.delay(job.id))
         return Response(ScanJobSerializer(job).data, status=202 if created else 200)
+
+    @extend_schema(
+        summary="Scan a failed job's image again (forced: a poison image is retried only this way)",
+        request=None,
+        responses={
+            202: ScanJobSerializer,
+            200: OpenApiResponse(ScanJobSerializer, description="A scan of the image is queued or running already"),
+            409: OpenApiResponse(description="The job has not failed, or names no repository"),
+        },
+        filters=False,
+    )
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def retry(self, request: Request, pk: str | None = None) -> Response:
+        job = self.get_object()
+        try:
+            new, created = scanning.retry_job(job.id)
+        except scanning.ScanRequestError as exc:
+            return Response({"detail": str(exc)}, status=409)
+        if created:
+            transaction.on_commit(lambda: analyze_image.delay(new.id))
+        return Response(ScanJobSerializer(new).data, status=202 if created else 200)
 
     @extend_schema(parameters=VERDICT_PARAMETERS, responses=ScanJobSerializer)
     def retrieve(self, request: Request, pk: str | None = None) -> Response:
@@ -252,6 +279,8 @@ class SbomUploadView(APIView):
     """Scan an existing SBOM: its packages are matched like an image's."""
 
     parser_classes = [RawDocumentParser]
+    permission_classes = [CanSubmitScans]
+    throttle_classes = [ScanSubmissionThrottle]
 
     @extend_schema(
         request={
@@ -262,6 +291,9 @@ class SbomUploadView(APIView):
         responses={201: ScanJobSerializer},
     )
     def post(self, request: Request) -> Response:
+        # DRF gives an empty QueryDict, not bytes, when there is no body to parse.
+        if not isinstance(request.data, bytes) or not request.data:
+            raise ValidationError({"sbom": ["send the SBOM document as the request body"]})
         try:
             job = scan_sbom(request.data)
         except ValueError as exc:
@@ -270,3 +302,11 @@ class SbomUploadView(APIView):
         data["summary"] = severity_summary(job.findings.all())
         data["report"] = f"/api/v1/images/{job.image.digest}/report"
         return Response(data, status=201)
+
+
+class QueueView(APIView):
+    """The scan backlog: jobs by state per registry, concurrency slots, and the broker's queue lengths."""
+
+    @extend_schema(responses=QueueSerializer)
+    def get(self, request: Request) -> Response:
+        return Response(QueueSerializer(queue_overview()).data)

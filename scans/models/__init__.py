@@ -3,5 +3,18 @@ from scans.models.images import Image, ImageLayer, Tag, TagEvent
 from scans.models.packages import Package
 from scans.models.registries import Registry, Repository
 from scans.models.scans import ScanJob
+from scans.models.triage import Decision, DecisionEvent
 
-__all__ = ["Finding", "Image", "ImageLayer", "Package", "Registry", "Repository", "ScanJob", "Tag", "TagEvent"]
+__all__ = [
+    "Decision",
+    "DecisionEvent",
+    "Finding",
+    "Image",
+    "ImageLayer",
+    "Package",
+    "Registry",
+    "Repository",
+    "ScanJob",
+    "Tag",
+    "TagEvent",
+]

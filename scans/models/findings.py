@@ -41,7 +41,11 @@ class Finding(models.Model):
     epss_score = models.FloatField(null=True, blank=True)
     epss_percentile = models.FloatField(null=True, blank=True)
     evidence = models.JSONField(default=list, blank=True, help_text="The advisory records and ranges that decided it")
-    state = models.CharField(max_length=16, choices=FindingState.choices, default=FindingState.OPEN)
+    state = models.CharField(max_length=24, choices=FindingState.choices, default=FindingState.OPEN, db_index=True)
+    # The triage decision that set `state`, when one did; `suppression` is what a policy file said.
+    decision = models.ForeignKey(
+        "scans.Decision", on_delete=models.SET_NULL, null=True, blank=True, related_name="findings"
+    )
     suppression = models.JSONField(null=True, blank=True)
 
     class Meta:

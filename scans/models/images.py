@@ -54,6 +54,8 @@ class Tag(models.Model):
     name = models.CharField(max_length=128)
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="tags")
     updated_at = models.DateTimeField(auto_now=True)
+    # The registry's time of the push that set the tag: a late, older event must not move it back.
+    pushed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["repository", "name"], name="unique_tag_per_repository")]

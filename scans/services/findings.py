@@ -18,7 +18,8 @@ from advisories.findings import match_analysis
 from scans.choices import SEVERITY_RANK, FindingState, ScanState
 from scans.engine import findings as engine
 from scans.engine.models import Layer, Package
-from scans.models import Finding, Image, ScanJob
+from scans.models import Decision, Finding, Image, ScanJob
+from scans.services import triage
 from scans.services.inventory import analysis_from_image
 
 
@@ -77,6 +78,7 @@ def store_report(scan: ScanJob, report: engine.Report) -> list[Finding]:
         )
         for f in report.findings
     ]
+    triage.apply_decisions(scan, rows)  # decisions made earlier, here or for the repository, apply again
     Finding.objects.bulk_create(rows, batch_size=1000)
     scan.matched_at = timezone.now()
     scan.unsupported = report.unsupported
@@ -92,7 +94,7 @@ def match_scan(scan: ScanJob) -> engine.Report:
     return report
 
 
-def _engine_finding(row: Finding, layers: dict[int, Layer]) -> engine.Finding:
+def _engine_finding(row: Finding, layers: dict[int, Layer], decision: Decision | None = None) -> engine.Finding:
     package = Package(
         type=row.package_type,
         name=row.package_name,
@@ -101,11 +103,7 @@ def _engine_finding(row: Finding, layers: dict[int, Layer]) -> engine.Finding:
         path=row.path,
         layer=layers.get(row.layer_index) if row.layer_index is not None else None,
     )
-    suppression = None
-    if row.suppression:
-        data = dict(row.suppression)
-        data["expires"] = date.fromisoformat(data["expires"]) if data.get("expires") else None
-        suppression = engine.Suppression(**data)
+    suppression = triage.suppression_of(row, decision)
     return engine.Finding(
         id=row.vulnerability_id,
         aliases=tuple(row.aliases),
@@ -134,10 +132,11 @@ def report_from_scan(scan: ScanJob, findings: list[Finding] | None = None) -> en
     analysis = analysis_from_image(scan.image)
     layers = {layer.index: layer for layer in analysis.image.layers}
     rows = findings if findings is not None else list(scan.findings.all())
+    decisions = Decision.objects.select_related("owner").in_bulk({r.decision_id for r in rows if r.decision_id})
     database = engine.DatabaseState(**{**scan.database, "sources": tuple(scan.database.get("sources", ()))})
     return engine.Report(
         analysis=analysis,
-        findings=[_engine_finding(row, layers) for row in rows],
+        findings=[_engine_finding(row, layers, decisions.get(row.decision_id)) for row in rows],
         unsupported=scan.unsupported,
         database=database if scan.database else engine.DatabaseState(),
     )

@@ -9,6 +9,7 @@ manifests and indexes matter here; blob pushes and pulls are dropped.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from scans.engine import manifests
@@ -60,4 +61,22 @@ def _push(event: Any) -> PushEvent | None:
         return None
     if not (isinstance(tag, str) and (not tag or _TAG.match(tag))):
         return None
-    return PushEvent(repository=repository, digest=digest, tag=tag, media_type=media_type)
+    return PushEvent(
+        repository=repository,
+        digest=digest,
+        tag=tag,
+        media_type=media_type,
+        pushed_at=_timestamp(event.get("timestamp")),
+    )
+
+
+def _timestamp(value: Any) -> datetime | None:
+    """The event's RFC 3339 time (nanoseconds are cut to microseconds); None when absent or not a time with a zone."""
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+        # In UTC, so that year-1 or year-9999 times with an offset fail here, not in the database.
+        return moment.astimezone(UTC) if moment.tzinfo is not None else None
+    except (ValueError, OverflowError):
+        return None

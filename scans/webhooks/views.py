@@ -16,8 +16,11 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.throttles import check_webhook_rate
+from accounts.webhooks import SIGNATURE_META, WEBHOOK_SIGNATURE_PARAMETER, signature_problem
 from scans.models import Registry
 from scans.services import scanning
+from scans.services.scanning import PushEvent
 from scans.tasks import analyze_image
 from scans.webhooks.distribution import MEDIA_TYPES, EnvelopeError, parse_envelope
 
@@ -45,6 +48,13 @@ def registry_for_secret(header: str) -> Registry | None:
     """The registry whose webhook secret is the bearer token in `header`."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
+        return None
+    return registry_for_token(token)
+
+
+def registry_for_token(token: str) -> Registry | None:
+    """The registry whose webhook secret is `token`."""
+    if not token.strip():
         return None
     found = None
     for registry in Registry.objects.exclude(webhook_secret_encrypted=""):
@@ -79,10 +89,12 @@ _Result = inline_serializer(
         "in watched repositories queue a scan; everything else is acknowledged and ignored."
     ),
     request={m: dict for m in MEDIA_TYPES},
+    parameters=[WEBHOOK_SIGNATURE_PARAMETER],
     responses={
         202: _Result,
         400: OpenApiResponse(description="Not a notification envelope"),
-        403: OpenApiResponse(description="Unknown registry or wrong secret"),
+        403: OpenApiResponse(description="Unknown registry, wrong secret, or missing or wrong signature"),
+        429: OpenApiResponse(description="Over the registry's webhook rate; see Retry-After"),
     },
 )
 @api_view(["POST"])
@@ -99,10 +111,28 @@ def distribution_webhook(request: Request) -> Response:
     if registry is None:
         log.warning("webhook with an unknown secret from %s", request.META.get("REMOTE_ADDR"))
         return Response({"detail": "unknown registry or wrong secret"}, status=status.HTTP_403_FORBIDDEN)
+    check_webhook_rate(request, registry.pk)
+    problem = signature_problem(registry.pk, registry.webhook_secret, request.body, request.META.get(SIGNATURE_META))
+    if problem:
+        return Response({"detail": problem}, status=status.HTTP_403_FORBIDDEN)
     try:
         pushes, skipped = parse_envelope(request.data)
     except EnvelopeError as exc:
         return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+    queued, known, ignored = record_pushes(registry, pushes)
+    return Response(
+        {"queued": queued, "already_known": known, "ignored": ignored + skipped}, status=status.HTTP_202_ACCEPTED
+    )
+
+
+def _content_length(request: Request) -> int | None:
+    """The declared body size; None when the header is not a non-negative integer."""
+    text = request.META.get("CONTENT_LENGTH") or "0"
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def record_pushes(registry: Registry, pushes: list[PushEvent]) -> tuple[int, int, int]:
+    """Record the pushes of watched repositories and queue their scans after commit: (queued, known, ignored)."""
     queued = known = ignored = 0
     for push in pushes:
         if not registry.watches(push.repository):
@@ -114,15 +144,7 @@ def distribution_webhook(request: Request) -> Response:
             continue
         queued += 1
         transaction.on_commit(lambda job_id=job.id: _enqueue(job_id))
-    return Response(
-        {"queued": queued, "already_known": known, "ignored": ignored + skipped}, status=status.HTTP_202_ACCEPTED
-    )
-
-
-def _content_length(request: Request) -> int | None:
-    """The declared body size; None when the header is not a non-negative integer."""
-    text = request.META.get("CONTENT_LENGTH") or "0"
-    return int(text) if text.isascii() and text.isdigit() else None
+    return queued, known, ignored
 
 
 def _enqueue(job_id: int) -> None:

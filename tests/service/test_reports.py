@@ -13,6 +13,8 @@ from cyclonedx.validation.json import JsonStrictValidator
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
+from accounts.models import Role
+from accounts.services import create_token
 from advisories.findings import match_analysis
 from advisories.sync import sync_feed
 from scans.choices import ScanState
@@ -37,8 +39,10 @@ def alpine_feed() -> None:
 
 @pytest.fixture
 def api() -> APIClient:
+    """CI's credential: a scanner token, which reads and submits scans."""
+    _, key = create_token(User.objects.create_user("ci").pk, Role.SCANNER)
     client = APIClient()
-    client.force_authenticate(User.objects.create_user("ci"))
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
     return client
 
 

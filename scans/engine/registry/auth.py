@@ -134,6 +134,8 @@ class Credentials:
     username: str = ""
     password: str = field(default="", repr=False)
     identity_token: str = field(default="", repr=False)  # an OAuth2 refresh token, from `docker login`
+    # A registry token someone else obtained (Harbor hands its scanners one): sent as is, never exchanged.
+    registry_token: str = field(default="", repr=False)
 
     def basic_header(self) -> str:
         pair = f"{self.username}:{self.password}".encode()

@@ -205,6 +205,8 @@ class RegistryClient:
         return self._session().get(url, headers=headers, timeout=self.timeout, stream=True, allow_redirects=False)
 
     def _auth_header(self, scope: str) -> str | None:
+        if self.credentials is not None and self.credentials.registry_token:
+            return f"Bearer {self.credentials.registry_token}"
         if self._basic and self.credentials is not None:
             return self.credentials.basic_header()
         token = self._tokens.get(scope)
@@ -212,6 +214,8 @@ class RegistryClient:
 
     def _authorize(self, response: requests.Response, scope: str) -> None:
         """Answer a 401's challenge: remember Basic, or fetch a Bearer token for `scope`."""
+        if self.credentials is not None and self.credentials.registry_token:
+            raise RegistryError(f"authentication failed for {self.host}: the registry refused the token", status=401)
         header = response.headers.get("WWW-Authenticate", "")
         try:
             challenges = {c.scheme: c for c in parse_challenges(header)}
