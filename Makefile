@@ -46,6 +46,7 @@ bench: venv
 	$(PY) bench/advisories.py
 	$(PY) bench/matching.py
 	$(PY) bench/scan.py
+	$(PY) bench/service.py
 
 clean:
 	rm -rf $(VENV) vigil.sqlite3
