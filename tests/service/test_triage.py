@@ -435,7 +435,8 @@ def assert_openvex_rules(doc: dict) -> None:
     assert {"@id", "author", "timestamp", "version", "statements"} <= doc.keys()
     for statement in doc["statements"]:
         assert statement["vulnerability"]["name"]
-        assert statement["products"] and all(product["@id"] for product in statement["products"])
+        assert statement["products"]
+        assert all(product["@id"] for product in statement["products"])
         assert statement["status"] in {"not_affected", "affected", "fixed", "under_investigation"}
         if statement["status"] == "not_affected":
             assert statement.get("justification") in Justification.values or statement.get("impact_statement")
