@@ -16,11 +16,9 @@ registry's webhook secret, with or without `Bearer `.
 
 from __future__ import annotations
 
-import logging
 import re
 from typing import Any
 
-from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view, authentication_classes, parser_classes, permission_classes
@@ -28,12 +26,9 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.throttles import check_webhook_rate
-from accounts.webhooks import SIGNATURE_META, WEBHOOK_SIGNATURE_PARAMETER, signature_problem
+from accounts.webhooks import WEBHOOK_SIGNATURE_PARAMETER
 from scans.services.scanning import PushEvent
-from scans.webhooks.views import _content_length, _JsonParser, record_pushes, registry_for_token
-
-log = logging.getLogger(__name__)
+from scans.webhooks.views import _JsonParser, accept_pushes, admit_delivery, registry_for_token
 
 PUSH_TYPES = frozenset({"PUSH_ARTIFACT", "harbor.artifact.pushed"})
 CLOUDEVENTS_JSON = "application/cloudevents+json"
@@ -127,26 +122,13 @@ class _CloudEventsParser(_JsonParser):
 @permission_classes([AllowAny])
 @parser_classes([_CloudEventsParser, _JsonParser])
 def harbor_webhook(request: Request) -> Response:
-    length = _content_length(request)
-    if length is None:
-        return Response({"detail": "invalid Content-Length"}, status=status.HTTP_400_BAD_REQUEST)
-    if length > settings.VIGIL_MAX_WEBHOOK_BYTES:
-        return Response({"detail": "body too large"}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
-    registry = registry_for_token(_secret(request.META.get("HTTP_AUTHORIZATION", "")))
-    if registry is None:
-        log.warning("Harbor webhook with an unknown secret from %s", request.META.get("REMOTE_ADDR"))
-        return Response({"detail": "unknown registry or wrong secret"}, status=status.HTTP_403_FORBIDDEN)
-    # As for Distribution (accounts): a rate per registry, and a signature when the registry's policy wants one.
-    check_webhook_rate(request, registry.pk)
-    problem = signature_problem(registry.pk, registry.webhook_secret, request.body, request.META.get(SIGNATURE_META))
-    if problem:
-        return Response({"detail": problem}, status=status.HTTP_403_FORBIDDEN)
+    # As for Distribution: size, secret, rate per registry, and a signature when sent or required.
+    admitted = admit_delivery(request, lambda header: registry_for_token(_secret(header)))
+    if isinstance(admitted, Response):
+        return admitted
     try:
         binary = "HTTP_CE_SPECVERSION" in request.META  # a binary-mode CloudEvent
         pushes, skipped = parse_payload(request.data, ce_type=request.META.get("HTTP_CE_TYPE", "") if binary else None)
     except PayloadError as exc:
         return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-    queued, known, ignored = record_pushes(registry, pushes)
-    return Response(
-        {"queued": queued, "already_known": known, "ignored": ignored + skipped}, status=status.HTTP_202_ACCEPTED
-    )
+    return accept_pushes(admitted, pushes, skipped)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db import transaction
@@ -102,23 +103,40 @@ _Result = inline_serializer(
 @permission_classes([AllowAny])
 @parser_classes([_EventsV1Parser, _EventsV2Parser, _JsonParser])
 def distribution_webhook(request: Request) -> Response:
+    admitted = admit_delivery(request, registry_for_secret)
+    if isinstance(admitted, Response):
+        return admitted
+    try:
+        pushes, skipped = parse_envelope(request.data)
+    except EnvelopeError as exc:
+        return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+    return accept_pushes(admitted, pushes, skipped)
+
+
+def admit_delivery(request: Request, registry_for: Callable[[str], Registry | None]) -> Registry | Response:
+    """The registry a webhook delivery comes from, or the answer refusing it.
+
+    Checked before the body is parsed: its declared size, the secret in
+    `Authorization` (`registry_for` reads the sender's form of it), the
+    registry's rate, and a signature when one is sent or the registry's policy wants one.
+    """
     length = _content_length(request)
     if length is None:
         return Response({"detail": "invalid Content-Length"}, status=status.HTTP_400_BAD_REQUEST)
     if length > settings.VIGIL_MAX_WEBHOOK_BYTES:
         return Response({"detail": "body too large"}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
-    registry = registry_for_secret(request.META.get("HTTP_AUTHORIZATION", ""))
+    registry = registry_for(request.META.get("HTTP_AUTHORIZATION", ""))
     if registry is None:
-        log.warning("webhook with an unknown secret from %s", request.META.get("REMOTE_ADDR"))
+        log.warning("%s with an unknown secret from %s", request.path, request.META.get("REMOTE_ADDR"))
         return Response({"detail": "unknown registry or wrong secret"}, status=status.HTTP_403_FORBIDDEN)
     check_webhook_rate(request, registry.pk)
     problem = signature_problem(registry.pk, registry.webhook_secret, request.body, request.META.get(SIGNATURE_META))
     if problem:
         return Response({"detail": problem}, status=status.HTTP_403_FORBIDDEN)
-    try:
-        pushes, skipped = parse_envelope(request.data)
-    except EnvelopeError as exc:
-        return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+    return registry
+
+
+def accept_pushes(registry: Registry, pushes: list[PushEvent], skipped: int) -> Response:
     queued, known, ignored = record_pushes(registry, pushes)
     return Response(
         {"queued": queued, "already_known": known, "ignored": ignored + skipped}, status=status.HTTP_202_ACCEPTED
