@@ -668,6 +668,16 @@ E2E_IMAGE, E2E_PACKAGES = "alpine37.docker.tar", 13
 E2E_LEASE = "3"  # seconds: renewed every second, expired 3 s after a worker dies
 
 
+def push_e2e_image(registry: RunningRegistry) -> str:
+    return skopeo_push(f"docker-archive:{corpus_file(E2E_IMAGE)}", f"{registry.host}/corpus/alpine:3.7")
+
+
+def settled(job_id: int, what: str) -> ScanJob:
+    """The job once it is done or failed, waiting up to a minute."""
+    finished = ScanJob.objects.filter(id=job_id, state__in=(ScanState.DONE, ScanState.FAILED))
+    return wait_for(finished.first, 60, what)
+
+
 @pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_mid_scan_is_replaced_and_the_scan_completes_once(
@@ -677,18 +687,14 @@ def test_a_worker_killed_mid_scan_is_replaced_and_the_scan_completes_once(
     env = celery_env(tmp_path / "work", VIGIL_SCAN_LEASE_SECONDS=E2E_LEASE)
     purge_queues(env)
     with worker("doomed", {**env, "VIGIL_TEST_SCAN_DELAY": "120"}, tmp_path) as doomed:
-        image_digest = skopeo_push(f"docker-archive:{archive}", f"{notifying_registry.host}/corpus/alpine:3.7")
+        image_digest = push_e2e_image(notifying_registry)
         job = running_under(image_digest, f":{doomed.pid}:")
         doomed.signal(signal.SIGKILL)
         doomed.process.wait(timeout=10)
     assert Package.objects.count() == 0  # it died before storing anything
     # Its lease runs out; beat runs the reaper, which queues the job again for the second worker.
     with beat(env, tmp_path), worker("rescuer", env, tmp_path) as rescuer:
-        done = wait_for(
-            lambda: ScanJob.objects.filter(id=job.id, state__in=(ScanState.DONE, ScanState.FAILED)).first(),
-            60,
-            "the second worker to finish the scan",
-        )
+        done = settled(job.id, "the second worker to finish the scan")
         assert done.state == ScanState.DONE, f"{done.reason}\n{rescuer.log()[-3000:]}"
     assert (done.attempts, done.lost_workers, done.lease_owner, done.reason) == (2, 1, "", "")
     assert ScanJob.objects.filter(image__digest=image_digest).count() == 1
@@ -706,15 +712,11 @@ def test_a_stalled_worker_that_wakes_after_losing_its_lease_writes_nothing(
     env = celery_env(tmp_path / "work", VIGIL_SCAN_LEASE_SECONDS=E2E_LEASE)
     purge_queues(env)
     with worker("stalled", {**env, "VIGIL_TEST_SCAN_DELAY": "4"}, tmp_path) as stalled:
-        image_digest = skopeo_push(f"docker-archive:{archive}", f"{notifying_registry.host}/corpus/alpine:3.7")
+        image_digest = push_e2e_image(notifying_registry)
         job = running_under(image_digest, f":{stalled.pid}:")
         stalled.signal(signal.SIGSTOP)
         with beat(env, tmp_path), worker("rescuer", env, tmp_path) as rescuer:
-            done = wait_for(
-                lambda: ScanJob.objects.filter(id=job.id, state__in=(ScanState.DONE, ScanState.FAILED)).first(),
-                60,
-                "the second worker to finish the scan",
-            )
+            done = settled(job.id, "the second worker to finish the scan")
             assert done.state == ScanState.DONE, f"{done.reason}\n{rescuer.log()[-3000:]}"
             finished_at = done.finished_at
             stalled.signal(signal.SIGCONT)
@@ -731,21 +733,16 @@ def test_a_pool_child_killed_mid_scan_is_rerun_by_its_own_worker(
     tmp_path, live_server, notifying_registry, reaper_every_second
 ):
     """The out-of-memory case: the kernel kills the pool process, the worker lives on and runs the job again."""
-    archive = corpus_file(E2E_IMAGE)
     env = celery_env(tmp_path / "work", VIGIL_SCAN_LEASE_SECONDS=E2E_LEASE)
     purge_queues(env)
     with worker("prefork", {**env, "VIGIL_TEST_SCAN_DELAY": "5"}, tmp_path, pool="prefork") as prefork:
-        image_digest = skopeo_push(f"docker-archive:{archive}", f"{notifying_registry.host}/corpus/alpine:3.7")
+        image_digest = push_e2e_image(notifying_registry)
         job = running_under(image_digest)
         child = int(job.lease_owner.split(":")[1])  # host:pid:token of the pool process scanning
         assert child != prefork.pid
         os.kill(child, signal.SIGKILL)
         with beat(env, tmp_path):
-            done = wait_for(
-                lambda: ScanJob.objects.filter(id=job.id, state__in=(ScanState.DONE, ScanState.FAILED)).first(),
-                60,
-                "the worker's next pool process to finish the scan",
-            )
+            done = settled(job.id, "the worker's next pool process to finish the scan")
         assert done.state == ScanState.DONE, f"{done.reason}\n{prefork.log()[-3000:]}"
     assert (done.attempts, done.lost_workers) == (2, 1)
     assert Package.objects.filter(image=done.image).count() == E2E_PACKAGES
