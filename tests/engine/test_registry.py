@@ -269,6 +269,21 @@ class RecordingSleep:
 
 @needs_registry
 @needs_corpus
+def test_a_client_fetches_a_document_by_digest_once(anonymous_registry: tuple[RunningRegistry, str]) -> None:
+    """Sizing an image before pulling it (the service's time limit) costs no second manifest GET."""
+    registry, digest = anonymous_registry
+    with FlakyProxy(registry.host) as proxy, fast_client(proxy.host) as client:
+        first = client.get_manifest("team/app", digest)
+        assert client.get_manifest("team/app", digest) == first
+        client.get_manifest("team/app", "1.0")
+        client.get_manifest("team/app", "1.0")  # a tag can move: asked again every time
+    paths = [path for _, method, path, _ in proxy.requests if method == "GET"]
+    assert paths.count(f"/v2/team/app/manifests/{digest}") == 1
+    assert paths.count("/v2/team/app/manifests/1.0") == 2
+
+
+@needs_registry
+@needs_corpus
 def test_retry_after_is_honoured(anonymous_registry: tuple[RunningRegistry, str]) -> None:
     registry, digest = anonymous_registry
     sleep = RecordingSleep()

@@ -131,6 +131,10 @@ class RegistryClient:
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._sessions_lock = threading.Lock()
+        # Documents fetched by digest, for this client's life: content-addressed, so they cannot
+        # change, and a caller that sizes an image before pulling it must not fetch them twice
+        # (registries such as Docker Hub count every manifest GET against a pull quota).
+        self._by_digest: dict[tuple[str, str], tuple[bytes, str, str]] = {}
 
     # --- plumbing ---------------------------------------------------------------
 
@@ -297,6 +301,8 @@ class RegistryClient:
         check_repository(repository)
         check_tag_or_digest(reference)
         wanted = reference if ":" in reference else ""
+        if (repository, wanted) in self._by_digest:
+            return self._by_digest[repository, wanted]
         what = f"manifest {repository}:{reference}" if not wanted else f"manifest {repository}@{reference}"
         path = f"/v2/{repository}/manifests/{reference}"
 
@@ -311,7 +317,10 @@ class RegistryClient:
             raise DigestMismatchError(f"{what}: the registry sent a document whose digest is {digest}")
         if announced.startswith("sha256:") and announced != digest:
             raise DigestMismatchError(f"{what}: the registry announced digest {announced} but sent {digest}")
-        return raw, media_type_of(raw, _content_type(response)), digest
+        document = raw, media_type_of(raw, _content_type(response)), digest
+        if wanted:
+            self._by_digest[repository, wanted] = document
+        return document
 
     def _read_bounded(self, response: requests.Response, what: str) -> bytes:
         limit = self.max_manifest_size
